@@ -1,0 +1,92 @@
+"""The one settings object of Efir.
+
+Every part (node, lander, Dagster, Streamlit, CLI, tests) reads its configuration from here, so an
+`EFIR_` variable means the same thing everywhere. Defaults run the whole product on one machine with
+embedded parts; production swaps URLs (Kafka, PostgreSQL, S3) by environment alone.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration from `EFIR_*` environment variables and an optional `.env` file."""
+
+    model_config = SettingsConfigDict(env_prefix="EFIR_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("data"), description="Root folder for every local file Efir writes.")
+    node_id: str = Field("node-1", description="Name of this ingest node, stamped on every event.")
+    node_host: str = Field("127.0.0.1", description="Address the ingest node listens on.")
+    node_port: int = Field(8000, description="HTTP port of the ingest node.")
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="URL the node is reached at (payment callbacks go here)."
+    )
+    database_url: str = Field(
+        "", description="SQLAlchemy URL of node state; empty means SQLite at DATA_DIR/node.db."
+    )
+    admin_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token of the admin API; empty disables it (`efir up` makes one)."
+    )
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_partitions: int = Field(3, description="Partitions per topic when Efir creates topics.")
+    kafka_replication: int = Field(1, description="Replication factor when Efir creates topics.")
+    kafka_idempotence: bool = Field(
+        False, description="Idempotent producer; leave off for the embedded broker, on for Apache Kafka."
+    )
+    broker_port: int = Field(9092, description="Port of the embedded broker started by `efir broker`.")
+    lake_dir: Path | None = Field(None, description="Parquet lake root; empty means DATA_DIR/lake.")
+    marts_dir: Path | None = Field(None, description="Marts root; empty means DATA_DIR/marts.")
+    lander_group: str = Field("efir-lander", description="Consumer group of the lander.")
+    lander_flush_rows: int = Field(5000, description="Lander writes a file after this many rows...")
+    lander_flush_seconds: float = Field(5.0, description="...or after this many seconds.")
+    dedup_window_days: int = Field(
+        3, description="Days of landed event ids the lander remembers to drop republished events."
+    )
+    outbox_poll_seconds: float = Field(0.2, description="How often the outbox relay looks for events.")
+    outbox_batch: int = Field(500, description="Events the relay publishes per round trip.")
+    payments_url: str = Field(
+        "http://127.0.0.1:8090", description="Base URL of the Payment Service (sandbox by default)."
+    )
+    payments_port: int = Field(8090, description="Port of the sandbox Payment Service.")
+    payments_api_key: SecretStr = Field(
+        SecretStr("sandbox-api-key"), description="Key the node presents to the Payment Service."
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr("sandbox-webhook-secret"), description="HMAC secret of payment webhooks."
+    )
+    webhook_tolerance_seconds: int = Field(
+        300, description="Webhooks older or newer than this are refused as replays."
+    )
+    sandbox_settle_seconds: float = Field(
+        0.5, description="Delay before the sandbox provider settles a payment."
+    )
+    donation_min_minor: int = Field(1000, description="Smallest donation in minor units (10.00).")
+    donation_max_minor: int = Field(5_000_000, description="Largest donation in minor units (50,000.00).")
+    dagster_port: int = Field(3000, description="Port of the Dagster webserver started by `efir up`.")
+    streamlit_port: int = Field(8501, description="Port of the Streamlit dashboards.")
+    demo_rate: float = Field(2.0, description="Donations per second sent by `efir demo`.")
+    demo_channels: int = Field(5, description="Channels created by `efir demo`.")
+    log_level: str = Field("INFO", description="Log level of every Efir process.")
+
+    @property
+    def lake_root(self) -> Path:
+        return self.lake_dir or self.data_dir / "lake"
+
+    @property
+    def marts_root(self) -> Path:
+        return self.marts_dir or self.data_dir / "marts"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'node.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once per process; tests build `Settings(...)` directly instead."""
+    return Settings()
