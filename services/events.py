@@ -219,8 +219,8 @@ def to_row(env: Envelope, partition: int, offset: int) -> dict[str, Any]:
 
 def envelope_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """Inverse of `to_row` for tests and tools: the JSON-able envelope a lake row came from."""
-    fields = PAYLOADS[row["event_type"]].model_fields
+    cls = PAYLOADS[row["event_type"]]
     env = {f.name: row[f.name] for f in ENVELOPE_FIELDS}
-    env["payload"] = {k: row[k] for k in fields}
-    result: dict[str, Any] = json.loads(json.dumps(env, default=str))
+    env["payload"] = cls.model_validate({k: row[k] for k in cls.model_fields}).model_dump(mode="json")
+    result: dict[str, Any] = json.loads(Envelope.model_validate(env).model_dump_json())
     return result
