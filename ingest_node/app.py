@@ -1,0 +1,54 @@
+"""The ingest node's FastAPI app: `create_app(settings)` builds one node with its own state.
+
+The lifespan owns what must start and stop with the app: the outbox relay thread and the HTTP client
+of the Payment Service. The database is migrated by `python -m ingest_node` (or the caller), not here,
+so an app never changes a schema behind an operator's back; /readyz says when it is not at head.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from ingest_node.db import make_engine, make_session_factory
+from ingest_node.metrics import NodeMetrics
+from ingest_node.outbox import OutboxRelay
+from ingest_node.routes import channels, donations, health, webhooks
+from services.payments import PaymentClient
+from services.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings)
+    sessions = make_session_factory(engine)
+    metrics = NodeMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.payments = PaymentClient(
+            settings.payments_url, settings.payments_api_key.get_secret_value()
+        )
+        relay = OutboxRelay(settings, sessions, metrics).start()
+        app.state.relay = relay
+        log.info("node %s up; payments at %s", settings.node_id, settings.payments_url)
+        try:
+            yield
+        finally:
+            relay.stop()
+            app.state.payments.close()
+            engine.dispose()
+
+    app = FastAPI(title="Efir ingest node", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.metrics = metrics
+    for module in (health, channels, donations, webhooks):
+        app.include_router(module.router)
+    return app

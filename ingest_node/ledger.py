@@ -1,0 +1,298 @@
+"""Every change of a donation's state, each in ONE transaction with its audit row and outbox event.
+
+The routes stay thin: they validate, call one function here, and turn its outcome into HTTP. Keeping
+the state machine in one place makes the rule visible: pending → succeeded | failed,
+succeeded → refunded | charged_back, nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ingest_node.audit import audit
+from ingest_node.models import Channel, Donation, DonationStatus, IdempotencyKey, WebhookEventRecord, utcnow
+from ingest_node.outbox import enqueue
+from ingest_node.schemas import DonationCreatedOut, DonationIn
+from services.events import (
+    DonationChargedBack,
+    DonationCreated,
+    DonationFailed,
+    DonationProcessed,
+    DonationRefunded,
+    Envelope,
+    Payload,
+)
+from services.ids import new_id
+from services.money import Currency
+from services.payments import WebhookEvent
+from services.settings import Settings
+
+API_ACTOR = "api"
+PROVIDER_ACTOR = "payment-service"
+
+TRANSITIONS: dict[tuple[str, str], DonationStatus] = {
+    (DonationStatus.PENDING, "payment.succeeded"): DonationStatus.SUCCEEDED,
+    (DonationStatus.PENDING, "payment.failed"): DonationStatus.FAILED,
+    (DonationStatus.SUCCEEDED, "payment.refunded"): DonationStatus.REFUNDED,
+    (DonationStatus.SUCCEEDED, "payment.charged_back"): DonationStatus.CHARGED_BACK,
+}
+# What the streamer is credited with in each state (the audit log's amounts before/after).
+CREDITED = {DonationStatus.SUCCEEDED}
+
+
+class UnknownChannel(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """An idempotency record's answer; `status is None` while the first request is still running."""
+
+    status: int | None
+    body: dict[str, Any] | None
+    request_hash: str
+
+
+@dataclass(frozen=True)
+class Opened:
+    donation: Donation
+    response: DonationCreatedOut
+
+
+def request_hash(body: DonationIn) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def stored_response(session: Session, key: str) -> StoredResponse | None:
+    record = session.get(IdempotencyKey, key, populate_existing=True)
+    if record is None:
+        return None
+    body = json.loads(record.response_body) if record.response_body else None
+    return StoredResponse(record.response_status, body, record.request_hash)
+
+
+def open_donation(
+    session: Session, settings: Settings, key: str, digest: str, body: DonationIn
+) -> Opened | StoredResponse:
+    """Record a pending donation, its idempotency key, audit row and `donation.created` in one transaction.
+
+    Returns the stored response instead when the key was seen before. A concurrent request with the
+    same key loses on the key's primary key (IntegrityError, raised to the caller after rollback).
+    """
+    with session.begin():
+        previous = stored_response(session, key)
+        if previous is not None:
+            return previous
+        if session.get(Channel, body.channel_id) is None:
+            raise UnknownChannel(body.channel_id)
+        now = utcnow()
+        donation = Donation(
+            donation_id=new_id(),
+            channel_id=body.channel_id,
+            amount_minor=body.amount_minor,
+            currency=body.currency.value,
+            message=body.message,
+            donor_name=body.donor_name,
+            status=DonationStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(donation)
+        session.flush()
+        session.add(IdempotencyKey(key=key, request_hash=digest, donation_id=donation.donation_id))
+        audit(
+            session,
+            actor=API_ACTOR,
+            action="donation.created",
+            entity=f"donation:{donation.donation_id}",
+            currency=donation.currency,
+            amount_before=None,
+            amount_after=0,
+            status_after=DonationStatus.PENDING,
+        )
+        _emit(
+            session,
+            settings,
+            donation,
+            DonationCreated(
+                donation_id=donation.donation_id,
+                amount_minor=donation.amount_minor,
+                currency=Currency(donation.currency),
+                donor_name=donation.donor_name,
+                message=donation.message,
+            ),
+        )
+    response = DonationCreatedOut(
+        donation_id=donation.donation_id,
+        status=DonationStatus.PENDING,
+        channel_id=donation.channel_id,
+        amount_minor=donation.amount_minor,
+        currency=Currency(donation.currency),
+        created_at=donation.created_at,
+    )
+    return Opened(donation, response)
+
+
+def record_payment(
+    session: Session, key: str, donation_id: str, payment_id: str, response: dict[str, Any]
+) -> None:
+    """The provider took the payment: remember its id and the answer replays will get."""
+    with session.begin():
+        donation = _locked(session, donation_id)
+        if donation.provider_payment_id is None:
+            donation.provider_payment_id = payment_id
+        _store_response(session, key, 201, response)
+
+
+def fail_unsent(
+    session: Session, settings: Settings, key: str, donation_id: str, reason: str, status: int, detail: str
+) -> None:
+    """The provider never took the payment: the donation fails (with `donation.failed`), the key
+    remembers the error so a retry with it answers the same."""
+    with session.begin():
+        donation = _locked(session, donation_id)
+        if donation.status == DonationStatus.PENDING:
+            _transition(session, settings, donation, DonationStatus.FAILED, actor=API_ACTOR, reason=reason)
+        _store_response(session, key, status, {"detail": detail, "donation_id": donation_id})
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    outcome: str  # applied | duplicate | unknown_payment | mismatch | invalid_transition
+    http_status: int
+    detail: str
+
+
+def apply_webhook(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
+    """Apply one provider webhook: state change, webhook id, audit and outbox row commit together."""
+    try:
+        return _apply_webhook(session, settings, event)
+    except IntegrityError:
+        # The same webhook id was committed concurrently (a provider retry racing the original).
+        with session.begin():
+            if session.get(WebhookEventRecord, event.id) is not None:
+                return WebhookOutcome("duplicate", 200, "webhook already processed")
+        raise
+
+
+def _apply_webhook(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
+    with session.begin():
+        if session.get(WebhookEventRecord, event.id) is not None:
+            return WebhookOutcome("duplicate", 200, "webhook already processed")
+        data = event.data
+        donation = session.execute(
+            sa.select(Donation).where(Donation.donation_id == data.reference).with_for_update()
+        ).scalar_one_or_none()
+        if donation is None:
+            donation = session.execute(
+                sa.select(Donation).where(Donation.provider_payment_id == data.payment_id).with_for_update()
+            ).scalar_one_or_none()
+        if donation is None:
+            return WebhookOutcome("unknown_payment", 404, f"no donation for payment {data.payment_id}")
+        if donation.provider_payment_id not in (None, data.payment_id):
+            return WebhookOutcome("mismatch", 422, "payment id does not belong to this donation")
+        if (data.amount_minor, data.currency.value) != (donation.amount_minor, donation.currency):
+            return WebhookOutcome("mismatch", 422, "amount or currency differs from the donation")
+        target = TRANSITIONS.get((DonationStatus(donation.status), event.type))
+        if target is None:
+            return WebhookOutcome(
+                "invalid_transition", 409, f"cannot apply {event.type} to a {donation.status} donation"
+            )
+        donation.provider_payment_id = data.payment_id
+        settled_at = (
+            datetime.fromtimestamp(event.created, UTC) if target == DonationStatus.SUCCEEDED else None
+        )
+        _transition(
+            session,
+            settings,
+            donation,
+            target,
+            actor=PROVIDER_ACTOR,
+            reason=data.reason,
+            settled_at=settled_at,
+        )
+        session.add(
+            WebhookEventRecord(webhook_id=event.id, event_type=event.type, donation_id=donation.donation_id)
+        )
+    return WebhookOutcome("applied", 200, f"donation {donation.donation_id} is {target}")
+
+
+# ---- internals -------------------------------------------------------------------------------------
+
+
+def _locked(session: Session, donation_id: str) -> Donation:
+    return session.execute(
+        sa.select(Donation).where(Donation.donation_id == donation_id).with_for_update()
+    ).scalar_one()
+
+
+def _store_response(session: Session, key: str, status: int, body: dict[str, Any]) -> None:
+    record = session.get(IdempotencyKey, key)
+    assert record is not None, "the key was stored with the donation"
+    record.response_status = status
+    record.response_body = json.dumps(body)
+
+
+def _transition(
+    session: Session,
+    settings: Settings,
+    donation: Donation,
+    target: DonationStatus,
+    *,
+    actor: str,
+    reason: str = "",
+    settled_at: datetime | None = None,
+) -> None:
+    before = DonationStatus(donation.status)
+    now = utcnow()
+    if target == DonationStatus.SUCCEEDED:
+        donation.settled_at = settled_at or now
+    if target == DonationStatus.FAILED:
+        donation.failure_reason = (reason or "declined")[:300]
+    donation.status = target
+    donation.updated_at = now
+    audit(
+        session,
+        actor=actor,
+        action=f"donation.{target}",
+        entity=f"donation:{donation.donation_id}",
+        currency=donation.currency,
+        amount_before=donation.amount_minor if before in CREDITED else 0,
+        amount_after=donation.amount_minor if target in CREDITED else 0,
+        status_before=before,
+        status_after=target,
+    )
+    _emit(session, settings, donation, _payload(donation, target, reason))
+
+
+def _payload(donation: Donation, target: DonationStatus, reason: str) -> Payload:
+    currency = Currency(donation.currency)
+    common: dict[str, Any] = {
+        "donation_id": donation.donation_id,
+        "amount_minor": donation.amount_minor,
+        "currency": currency,
+    }
+    if target == DonationStatus.FAILED:
+        return DonationFailed(**common, reason=(reason or "declined"))
+    assert donation.provider_payment_id is not None and donation.settled_at is not None
+    settled = {"payment_id": donation.provider_payment_id, "settled_at": donation.settled_at}
+    if target == DonationStatus.SUCCEEDED:
+        return DonationProcessed(
+            **common, **settled, donor_name=donation.donor_name, message=donation.message
+        )
+    if target == DonationStatus.REFUNDED:
+        return DonationRefunded(**common, **settled, reason=reason)
+    return DonationChargedBack(**common, **settled, reason=reason)
+
+
+def _emit(session: Session, settings: Settings, donation: Donation, payload: Payload) -> None:
+    enqueue(session, Envelope.wrap(payload, channel_id=donation.channel_id, node_id=settings.node_id))
