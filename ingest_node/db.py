@@ -75,22 +75,23 @@ def migrate(settings: Settings, engine: sa.Engine | None = None) -> None:
     engine = engine or make_engine(settings)
     try:
         with engine.connect() as connection:
-            command.upgrade(alembic_config(connection), "head")
+            # "heads": each feature (media, chat, money) grows its own migration branch off 0001.
+            command.upgrade(alembic_config(connection), "heads")
             connection.commit()
     finally:
         if own:
             engine.dispose()
 
 
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+def head_revisions() -> set[str]:
+    return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
 def at_head(engine: sa.Engine) -> bool:
     """True when the database is reachable and carries the latest migration (readiness)."""
     try:
         with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = set(MigrationContext.configure(connection).get_current_heads())
     except sa.exc.SQLAlchemyError:
         return False
-    return current is not None and current == head_revision()
+    return bool(current) and current == head_revisions()
