@@ -1,0 +1,10 @@
+"""Efir's Streamlit dashboards (`streamlit run dashboards/app.py`): one app, one page per audience."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Efir", page_icon="📺", layout="wide")
+
+navigation = st.navigation(
+    [st.Page("pages/streamer.py", title="Streamer revenue", icon="💰", url_path="streamer", default=True)]
+)
+navigation.run()

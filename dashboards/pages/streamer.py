@@ -1,0 +1,79 @@
+"""The streamer's page: donation revenue by day, split into their share and the platform fee, and the
+latest donations, all read from the marts the Dagster assets build."""
+
+import pandas as pd
+import streamlit as st
+
+from services import marts
+from services.events import DonationChargedBack, DonationProcessed, DonationRefunded
+from services.money import MINOR_PER_MAJOR, SETTLEMENT_CURRENCY, format_minor
+from services.settings import Settings
+
+EMPTY_STATE = "No revenue yet — waiting for the first donations to be processed"
+EVENT_LABELS = {
+    DonationProcessed.event_type: "Donation",
+    DonationRefunded.event_type: "Refund",
+    DonationChargedBack.event_type: "Chargeback",
+}
+
+
+def rub(amount_minor: int) -> str:
+    return format_minor(amount_minor, SETTLEMENT_CURRENCY)
+
+
+# Settings are read on every rerun (they are cheap), so the page follows EFIR_MARTS_DIR / EFIR_DATA_DIR.
+root = Settings().marts_root
+
+st.title("Streamer revenue")
+channels = marts.channels(root)
+if not channels:
+    st.info(EMPTY_STATE)
+    st.stop()
+
+channel = st.selectbox("Channel", channels, key="channel")
+days = marts.revenue_by_day(root, channel)
+
+total, share, fee = st.columns(3)
+total.metric("Gross", rub(sum(d.gross_rub_minor for d in days)))
+share.metric("Your share", rub(sum(d.streamer_share_minor for d in days)))
+fee.metric("Platform fee", rub(sum(d.platform_fee_minor for d in days)))
+
+st.subheader("Revenue by day")
+# Roubles as numbers for the chart's axis only; every figure shown as text is formatted from minor units.
+chart = pd.DataFrame(
+    {
+        "Your share, ₽": [d.streamer_share_minor / MINOR_PER_MAJOR for d in days],
+        "Platform fee, ₽": [d.platform_fee_minor / MINOR_PER_MAJOR for d in days],
+    },
+    index=pd.Index([d.day for d in days], name="Day"),
+)
+st.bar_chart(chart)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Day": [d.day.isoformat() for d in days],
+            "Gross": [rub(d.gross_rub_minor) for d in days],
+            "Your share": [rub(d.streamer_share_minor) for d in days],
+            "Platform fee": [rub(d.platform_fee_minor) for d in days],
+            "Donations": [d.donations_count for d in days],
+            "Refunds and chargebacks": [d.reversals_count for d in days],
+        }
+    ),
+    hide_index=True,
+)
+
+st.subheader("Recent donations")
+recent = marts.recent_donations(root, channel)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "When (UTC)": [r.occurred_at.strftime("%Y-%m-%d %H:%M") for r in recent],
+            "What": [EVENT_LABELS.get(r.event_type, r.event_type) for r in recent],
+            "From": [r.donor_name or "Anonymous" for r in recent],
+            "Amount": [format_minor(r.amount_minor, r.currency) for r in recent],
+            "In roubles": [rub(r.gross_rub_minor) for r in recent],
+            "Message": [r.message or "" for r in recent],
+        }
+    ),
+    hide_index=True,
+)

@@ -1,0 +1,41 @@
+"""The one Dagster code location of Efir: assets, checks, jobs, schedules, sensors and resources.
+
+Resources come from `services.settings`, so the same definitions run on embedded defaults or against a
+deployment by environment alone.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.donations import donations, donations_event_id_unique
+from assets.lake import LAKE_DONATIONS, lake_donations_offset_ranges_disjoint
+from assets.resources import LakeResource, MartsResource
+from assets.revenue import (
+    revenue_gross_equals_share_plus_fee,
+    revenue_gross_reconciles_with_donations,
+    streamer_revenue_daily,
+)
+from pipelines.jobs import daily_revenue_job, lake_checks_job
+from pipelines.schedules import yesterday_revenue_schedule
+from pipelines.sensors import lake_manifests_sensor
+from services.settings import get_settings
+
+_settings = get_settings()
+
+defs = dg.Definitions(
+    assets=[LAKE_DONATIONS, donations, streamer_revenue_daily],
+    asset_checks=[
+        donations_event_id_unique,
+        revenue_gross_equals_share_plus_fee,
+        revenue_gross_reconciles_with_donations,
+        lake_donations_offset_ranges_disjoint,
+    ],
+    jobs=[daily_revenue_job, lake_checks_job],
+    schedules=[yesterday_revenue_schedule],
+    sensors=[lake_manifests_sensor],
+    resources={
+        "lake": LakeResource.from_settings(_settings),
+        "marts": MartsResource.from_settings(_settings),
+    },
+)

@@ -1,0 +1,114 @@
+"""The sensor that turns newly landed lake files into mart rebuilds of the days they hold."""
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Self
+
+import dagster as dg
+
+from assets.lake import DONATIONS_TOPIC
+from assets.partitions import DAILY
+from assets.resources import LakeResource
+from pipelines.jobs import DAILY_REVENUE_JOB, LAKE_CHECKS_JOB, daily_revenue_job, lake_checks_job
+from services.lake import MANIFESTS, Manifest
+
+LAKE_MANIFESTS_SENSOR = "lake_manifests_sensor"
+_DATE_DIR = "date="
+
+
+@dataclass(frozen=True)
+class ManifestCursor:
+    """The newest manifest modification time seen, and the names seen at exactly that time.
+
+    Manifests are written once and never change, so anything newer than the mark is new; the names at
+    the mark catch a manifest written in the same clock tick as the last one seen.
+    """
+
+    mtime_ns: int = -1
+    names_at_mark: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Self:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        return cls(int(data["mtime_ns"]), frozenset(data["names_at_mark"]))
+
+    def dump(self) -> str:
+        return json.dumps({"mtime_ns": self.mtime_ns, "names_at_mark": sorted(self.names_at_mark)})
+
+    def is_new(self, name: str, mtime_ns: int) -> bool:
+        return mtime_ns > self.mtime_ns or (mtime_ns == self.mtime_ns and name not in self.names_at_mark)
+
+
+def new_manifests(lake: Path, topic: str, cursor: ManifestCursor) -> tuple[list[Path], ManifestCursor]:
+    """Committed manifests of `topic` not seen yet, and the cursor that marks them seen."""
+    # Layout of services.lake: LAKE/_manifests/<topic>/e<epoch>/p<partition>/<first>-<last>.json; the
+    # lander's hidden temporaries end in .tmp, so this glob sees committed manifests only.
+    root = lake / MANIFESTS / topic
+    stats = [(path, path.stat().st_mtime_ns) for path in root.glob("e*/p*/*.json")]
+    fresh = [(p, m) for p, m in stats if cursor.is_new(str(p.relative_to(lake)), m)]
+    if not fresh:
+        return [], cursor
+    mark = max(m for _, m in fresh)
+    at_mark = {str(p.relative_to(lake)) for p, m in fresh if m == mark}
+    if mark == cursor.mtime_ns:
+        at_mark |= cursor.names_at_mark
+    return sorted(p for p, _ in fresh), ManifestCursor(mark, frozenset(at_mark))
+
+
+def event_dates(manifest: Manifest) -> set[str]:
+    """The event dates (hive `date=` folders) of the files a manifest committed."""
+    dates = set()
+    for name in manifest.files:
+        for part in PurePosixPath(name).parts:
+            if part.startswith(_DATE_DIR):
+                dates.add(part.removeprefix(_DATE_DIR))
+    return dates
+
+
+@dg.sensor(
+    name=LAKE_MANIFESTS_SENSOR,
+    jobs=[daily_revenue_job, lake_checks_job],
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Rebuild the donation marts for every event date that newly landed lake files touch.",
+)
+def lake_manifests_sensor(
+    context: dg.SensorEvaluationContext, lake: LakeResource
+) -> dg.SensorResult | dg.SkipReason:
+    """Each new lake manifest requests a run of the days its files hold (a refund landing today for last
+    week's donation lands in today's folder, so only dates named by files matter)."""
+    cursor = ManifestCursor.parse(context.cursor)
+    paths, advanced = new_manifests(lake.path, DONATIONS_TOPIC, cursor)
+    if not paths:
+        return dg.SkipReason("no new donation manifests in the lake")
+    found = [(path, Manifest.read(path)) for path in paths]
+    # The manifest is the lander's commit point and the renames follow it: a run started before them would
+    # miss rows, so wait (keeping the cursor) until every committed file is in place.
+    unpublished = [m for _, m in found if not all((lake.path / name).exists() for name in m.files)]
+    if unpublished:
+        return dg.SkipReason(f"waiting for the files of {len(unpublished)} committed manifest(s) to appear")
+    manifests_by_day: dict[str, list[str]] = defaultdict(list)
+    for path, manifest in found:
+        for day in event_dates(manifest):
+            manifests_by_day[day].append(str(path.relative_to(lake.path)))
+    run_requests = []
+    for day, names in sorted(manifests_by_day.items()):
+        if not DAILY.has_partition_key(day):
+            context.log.warning(f"lake files dated {day} fall outside the daily partitions; not scheduled")
+            continue
+        run_requests.append(
+            dg.RunRequest(job_name=DAILY_REVENUE_JOB, partition_key=day, run_key=f"{day}:{_digest(names)}")
+        )
+    all_names = [str(p.relative_to(lake.path)) for p in paths]
+    run_requests.append(dg.RunRequest(job_name=LAKE_CHECKS_JOB, run_key=f"offsets:{_digest(all_names)}"))
+    return dg.SensorResult(run_requests=run_requests, cursor=advanced.dump())
+
+
+def _digest(names: list[str]) -> str:
+    """A stable run key for a set of manifests, so a retried tick never launches the same run twice."""
+    return hashlib.sha256("\n".join(sorted(names)).encode()).hexdigest()[:16]

@@ -1,0 +1,101 @@
+"""The Streamlit app's streamer page over marts built by the real assets from a hand-made lake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from fixture_lake import land, processed, reversal
+from streamlit.testing.v1 import AppTest
+
+from assets.donations import donations, donations_event_id_unique
+from assets.resources import LakeResource, MartsResource
+from assets.revenue import streamer_revenue_daily
+
+APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+EMPTY_STATE = "No revenue yet — waiting for the first donations to be processed"
+
+
+@pytest.fixture
+def marts(lake: Path, tmp_path: Path) -> Path:
+    """Marts of two days: alpha gets 10.01 RUB and 10.01 USD on the 27th, and a refund of the RUB one and
+    5.00 RUB from an anonymous donor on the 28th; beta gets 5.00 EUR."""
+    first = processed("alpha", 1001, "RUB", datetime(2026, 11, 27, 10, tzinfo=UTC), donor_name="Masha")
+    land(
+        lake,
+        [
+            first,
+            processed("alpha", 1001, "USD", datetime(2026, 11, 27, 11, tzinfo=UTC), message="gg"),
+            processed("beta", 500, "EUR", datetime(2026, 11, 27, 12, tzinfo=UTC)),
+            reversal(first, datetime(2026, 11, 28, 9, tzinfo=UTC)),
+            processed("alpha", 500, "RUB", datetime(2026, 11, 28, 10, tzinfo=UTC), donor_name=None),
+        ],
+    )
+    root = tmp_path / "marts"
+    resources = {"lake": LakeResource(root=str(lake)), "marts": MartsResource(root=str(root))}
+    for day in ("2026-11-27", "2026-11-28"):
+        assert dg.materialize(
+            [donations, donations_event_id_unique, streamer_revenue_daily],
+            partition_key=day,
+            resources=resources,
+        ).success
+    return root
+
+
+def run_app(monkeypatch: pytest.MonkeyPatch, marts_dir: Path) -> AppTest:
+    monkeypatch.setenv("EFIR_MARTS_DIR", str(marts_dir))
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    assert not app.exception, app.exception
+    return app
+
+
+def test_streamer_page_shows_hand_computed_revenue(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
+    app = run_app(monkeypatch, marts)
+    assert app.selectbox(key="channel").options == ["alpha", "beta"]
+    table = app.dataframe[0].value
+    # 27th: 1001 RUB -> 851 + 150; 10.01 USD at 80.1214 -> 80202 -> 68172 + 12030.
+    # 28th: refund -1001 -> -851 - 150; 500 -> 425 + 75.
+    assert table.to_dict("records") == [
+        {
+            "Day": "2026-11-27",
+            "Gross": "812.03 RUB",
+            "Your share": "690.23 RUB",
+            "Platform fee": "121.80 RUB",
+            "Donations": 2,
+            "Refunds and chargebacks": 0,
+        },
+        {
+            "Day": "2026-11-28",
+            "Gross": "-5.01 RUB",
+            "Your share": "-4.26 RUB",
+            "Platform fee": "-0.75 RUB",
+            "Donations": 1,
+            "Refunds and chargebacks": 1,
+        },
+    ]
+    assert [m.value for m in app.metric] == ["807.02 RUB", "685.97 RUB", "121.05 RUB"]
+    recent = app.dataframe[1].value
+    assert recent["What"].tolist() == ["Donation", "Refund", "Donation", "Donation"]
+    assert recent["From"].tolist()[:2] == ["Anonymous", "Masha"]
+    assert recent["Amount"].tolist() == ["5.00 RUB", "10.01 RUB", "10.01 USD", "10.01 RUB"]
+    assert recent["In roubles"].tolist()[1] == "-10.01 RUB"
+
+
+def test_channel_selector_switches_channel(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
+    app = run_app(monkeypatch, marts)
+    app.selectbox(key="channel").select("beta").run()
+    assert not app.exception
+    # 5.00 EUR at 93.4512 -> 46726 kopecks -> 39717 + 7009.
+    rows = app.dataframe[0].value.to_dict("records")
+    assert [(r["Gross"], r["Your share"], r["Platform fee"]) for r in rows] == [
+        ("467.26 RUB", "397.17 RUB", "70.09 RUB")
+    ]
+
+
+def test_empty_state_before_any_marts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    app = run_app(monkeypatch, tmp_path / "no-marts-yet")
+    assert [i.value for i in app.info] == [EMPTY_STATE]
+    assert not app.selectbox and not app.dataframe
