@@ -36,11 +36,11 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
         yield b
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh, empty database for the session: SQLite file, or a new PostgreSQL database."""
+def fresh_database_url(folder: Path) -> Iterator[str]:
+    """An empty database of its own: a SQLite file in `folder`, or a new PostgreSQL database (dropped
+    afterwards) when EFIR_TEST_DATABASE=postgres."""
     if os.environ.get("EFIR_TEST_DATABASE", "sqlite") != "postgres":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'node.db'}"
+        yield f"sqlite:///{folder / f'node-{uuid.uuid4().hex[:8]}.db'}"
         return
     name = f"efir_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
@@ -52,6 +52,12 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database for the session."""
+    yield from fresh_database_url(tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ What reached the broker is read back with a group-less consumer (assign + seek),
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -30,7 +29,7 @@ from services import bus
 from services.events import Envelope
 from services.payments import SIGNATURE_HEADER, sign
 from services.settings import Settings
-from tests.conftest import PG_ADMIN_URL
+from tests.conftest import fresh_database_url  # noqa: F401 (re-exported for the node's tests)
 
 WAIT_SECONDS = 60.0  # upper bound for asynchronous outcomes; tests never assert on durations
 
@@ -104,23 +103,6 @@ class Node:
                 if body["status"] == wanted or time.monotonic() > deadline:
                     return body
                 time.sleep(0.05)
-
-
-def fresh_database_url(tmp_dir: Any) -> Iterator[str]:
-    """An empty database of its own: a SQLite file, or a new PostgreSQL database when asked for."""
-    if os.environ.get("EFIR_TEST_DATABASE", "sqlite") != "postgres":
-        yield f"sqlite:///{tmp_dir / f'node-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    name = f"efir_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
