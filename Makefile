@@ -1,5 +1,6 @@
 # Efir on one machine. `make up` and `make test` work on a fresh Debian with Python 3.11:
-# `setup` installs only what is missing (uv, the locked Python environment).
+# `setup` installs only what is missing: Debian's ffmpeg (the tests' independent publisher and prober)
+# and chromium (the overlay tests' real browser), uv, and the locked Python environment.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 # pip installs uv under ~/.local/bin when not root.
@@ -19,6 +20,8 @@ help:
 	@echo "make bench       the benchmarks in benchmarks/"
 
 setup:
+	@missing=$$(for p in ffmpeg chromium; do command -v $$p >/dev/null || echo $$p; done); \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; fi
 	@command -v uv >/dev/null || { \
 		python3 -m pip --version >/dev/null 2>&1 || { $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-pip; }; \
 		python3 -m pip install --user uv || python3 -m pip install --user --break-system-packages uv; }

@@ -93,9 +93,342 @@ class DonationChargedBack(Payload):
     reason: str = ""
 
 
+# ---- chat (topic `chat`): messages and every moderation action --------------------------------
+
+
+class ChatMessagePosted(Payload):
+    """A chat message the node accepted; `status` is visible, hidden or held (with the automod `rule`)."""
+
+    event_type: ClassVar[str] = "chat.message"
+    topic: ClassVar[str] = "chat"
+    message_id: str
+    display_name: str
+    text: str
+    status: str
+    rule: str | None = None
+
+
+class ChatMessageDeleted(Payload):
+    """A message disappeared for everyone (deleted, its author timed out or banned, chat cleared)."""
+
+    event_type: ClassVar[str] = "chat.deleted"
+    topic: ClassVar[str] = "chat"
+    message_id: str
+    reason: str = ""
+    actor_user_id: str | None = None
+
+
+class ChatMention(Payload):
+    """`@name` in a message: the mentioned name (the envelope's user_id is the author)."""
+
+    event_type: ClassVar[str] = "chat.mention"
+    topic: ClassVar[str] = "chat"
+    message_id: str
+    mentioned: str
+
+
+class ModerationPayload(Payload):
+    """One moderation action; `actor_user_id` is "automod" for automatic ones."""
+
+    topic: ClassVar[str] = "chat"
+    actor_user_id: str
+    target_user_id: str | None = None
+    message_id: str | None = None
+    seconds: int | None = None
+    enabled: bool | None = None
+    reason: str = ""
+
+
+class ModerationTimeout(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.timeout"
+
+
+class ModerationBan(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.ban"
+
+
+class ModerationUnban(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.unban"
+
+
+class ModerationDelete(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.delete"
+
+
+class ModerationSlow(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.slow"
+
+
+class ModerationSubOnly(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.subonly"
+
+
+class ModerationEmoteOnly(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.emoteonly"
+
+
+class ModerationClear(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.clear"
+
+
+class ModerationMod(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.mod"
+
+
+class ModerationUnmod(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.unmod"
+
+
+class ModerationApproved(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.approved"
+
+
+class ModerationRejected(ModerationPayload):
+    event_type: ClassVar[str] = "moderation.rejected"
+
+
+CHAT_PAYLOADS: tuple[type[Payload], ...] = (
+    ChatMessagePosted,
+    ChatMessageDeleted,
+    ChatMention,
+    ModerationTimeout,
+    ModerationBan,
+    ModerationUnban,
+    ModerationDelete,
+    ModerationSlow,
+    ModerationSubOnly,
+    ModerationEmoteOnly,
+    ModerationClear,
+    ModerationMod,
+    ModerationUnmod,
+    ModerationApproved,
+    ModerationRejected,
+)
+#: moderation verb -> its payload class (the chat hub emits `moderation.<verb>`).
+MODERATION_PAYLOADS: dict[str, type[ModerationPayload]] = {
+    cls.event_type.split(".", 1)[1]: cls for cls in CHAT_PAYLOADS if issubclass(cls, ModerationPayload)
+}
+
+
+# ---- subscriptions (topic `subscriptions`) and virtual gifts (topic `gifts`) ---------------------
+
+
+class SubscriptionPayload(Payload):
+    """One change of a subscription; amounts in kopecks (RUB). The envelope's user_id is the subscriber.
+
+    `amount_minor` is what was charged by this change (0 when nothing was), `period_end` the end of the
+    paid period after it, `streak_months` the consecutive paid months.
+    """
+
+    topic: ClassVar[str] = "subscriptions"
+    subscription_id: str
+    subscriber_id: str
+    tier: str
+    amount_minor: int = 0
+    currency: Currency = Currency.RUB
+    period_end: datetime | None = None
+    streak_months: int = 0
+    previous_tier: str | None = None
+    gifted_by: str | None = None
+    payment_id: str | None = None
+    reason: str = ""
+
+
+class SubscriptionCreated(SubscriptionPayload):
+    """SubscriptionCreated in the plan: the first month is paid."""
+
+    event_type: ClassVar[str] = "subscription.created"
+
+
+class SubscriptionRenewed(SubscriptionPayload):
+    event_type: ClassVar[str] = "subscription.renewed"
+
+
+class SubscriptionUpgraded(SubscriptionPayload):
+    """SubscriptionUpgraded in the plan: the prorated difference is paid, the new tier applies now."""
+
+    event_type: ClassVar[str] = "subscription.upgraded"
+
+
+class SubscriptionDowngraded(SubscriptionPayload):
+    """A downgrade was scheduled: `tier` applies from the next renewal (nothing charged or credited)."""
+
+    event_type: ClassVar[str] = "subscription.downgraded"
+
+
+class SubscriptionCancelled(SubscriptionPayload):
+    """SubscriptionCancelled in the plan: no renewal; perks stay until `period_end`."""
+
+    event_type: ClassVar[str] = "subscription.cancelled"
+
+
+class SubscriptionPaused(SubscriptionPayload):
+    event_type: ClassVar[str] = "subscription.paused"
+
+
+class SubscriptionResumed(SubscriptionPayload):
+    event_type: ClassVar[str] = "subscription.resumed"
+
+
+class SubscriptionExpired(SubscriptionPayload):
+    """The paid period ended without a renewal (cancelled, gifted, or the renewal charge failed)."""
+
+    event_type: ClassVar[str] = "subscription.expired"
+
+
+class SubscriptionGifted(SubscriptionPayload):
+    """Someone (`gifted_by`) paid a month for the subscriber."""
+
+    event_type: ClassVar[str] = "subscription.gifted"
+
+
+class SubscriptionRenewalNotice(SubscriptionPayload):
+    """A renewal of `amount_minor` will be charged at `period_end`: a notifier tells the subscriber."""
+
+    event_type: ClassVar[str] = "subscription.renewal_notice"
+
+
+class GiftSent(Payload):
+    """VirtualGiftSent in the plan: a paid gift reached the channel (and `recipient_id`, if any)."""
+
+    event_type: ClassVar[str] = "gift.sent"
+    topic: ClassVar[str] = "gifts"
+    gift_id: str
+    item_id: str
+    item_name: str
+    rarity: str
+    kind: str
+    quantity: int
+    amount_minor: int
+    currency: Currency
+    sender_id: str | None = None
+    sender_name: str | None = None
+    recipient_id: str | None = None
+    message: str = ""
+    payment_id: str
+    settled_at: datetime
+
+
+MONEY_PAYLOADS: tuple[type[Payload], ...] = (
+    SubscriptionCreated,
+    SubscriptionRenewed,
+    SubscriptionUpgraded,
+    SubscriptionDowngraded,
+    SubscriptionCancelled,
+    SubscriptionPaused,
+    SubscriptionResumed,
+    SubscriptionExpired,
+    SubscriptionGifted,
+    SubscriptionRenewalNotice,
+    GiftSent,
+)
+
+
+# ---- payouts (topic `payouts`): emitted by finance when a payout batch is approved -----------------
+
+
+class PayoutScheduled(Payload):
+    """PayoutScheduled in the plan: an approved batch will pay the channel `net_minor` (RUB kopecks) by
+    `method`; `gross_minor - tax_minor == net_minor`. `payout_id` is `<period>:<channel_id>`, unique."""
+
+    event_type: ClassVar[str] = "payout.scheduled"
+    topic: ClassVar[str] = "payouts"
+    payout_id: str
+    period: str
+    schedule: str
+    method: str
+    gross_minor: int
+    tax_minor: int
+    net_minor: int
+    currency: Currency = Currency.RUB
+    tax_status: str
+    approved_by: str
+
+
+FINANCE_PAYLOADS: tuple[type[Payload], ...] = (PayoutScheduled,)
+
+
+# ---- live streams (topic `streams`) and viewers (topic `views`) ----------------------------------
+
+
+class StreamPayload(Payload):
+    """One step in the life of a broadcast: a publisher went live on a channel until it stopped.
+
+    `broadcast_id` stays the same across a reconnect within the grace period; `renditions` is the
+    comma-separated list of rendition names playing (the master playlist's variants).
+    """
+
+    topic: ClassVar[str] = "streams"
+    broadcast_id: str
+    renditions: str = ""
+    reason: str = ""
+    restarts: int = 0
+    duration_seconds: int | None = None
+
+
+class StreamStarted(StreamPayload):
+    """A publisher's key was accepted and its stream's worker started."""
+
+    event_type: ClassVar[str] = "stream.started"
+
+
+class StreamEnded(StreamPayload):
+    """The publisher stopped (and did not come back within the grace period)."""
+
+    event_type: ClassVar[str] = "stream.ended"
+
+
+class StreamErrored(StreamPayload):
+    """The stream ended because its pipeline failed: refused media, or a worker that kept crashing."""
+
+    event_type: ClassVar[str] = "stream.errored"
+
+
+class StreamLadderChanged(StreamPayload):
+    """The pipeline shed or restored renditions (load, encoder fallback); new viewers see the new set."""
+
+    event_type: ClassVar[str] = "stream.ladder_changed"
+
+
+class ViewHeartbeat(Payload):
+    """What one viewer session fetched of one rendition since the previous heartbeat (summed in memory).
+
+    `user_agent_class` is browser, mobile, tv, bot, headless, player or other; `region` comes from the
+    header named by EFIR_VIEW_REGION_HEADER. Concurrent viewers and watch time are computed downstream.
+    """
+
+    event_type: ClassVar[str] = "view.heartbeat"
+    topic: ClassVar[str] = "views"
+    session_id: str
+    rendition: str
+    bytes: int
+    requests: int
+    segments: int
+    user_agent_class: str
+    region: str | None = None
+    window_start: datetime
+    window_end: datetime
+
+
+STREAM_PAYLOADS: tuple[type[Payload], ...] = (
+    StreamStarted,
+    StreamEnded,
+    StreamErrored,
+    StreamLadderChanged,
+    ViewHeartbeat,
+)
+
+
+_DONATION_PAYLOADS: tuple[type[Payload], ...] = (
+    DonationCreated,
+    DonationProcessed,
+    DonationFailed,
+    DonationRefunded,
+    DonationChargedBack,
+)
 PAYLOADS: dict[str, type[Payload]] = {
     cls.event_type: cls
-    for cls in (DonationCreated, DonationProcessed, DonationFailed, DonationRefunded, DonationChargedBack)
+    for cls in (*_DONATION_PAYLOADS, *CHAT_PAYLOADS, *MONEY_PAYLOADS, *FINANCE_PAYLOADS, *STREAM_PAYLOADS)
 }
 TOPICS: tuple[str, ...] = tuple(sorted({cls.topic for cls in PAYLOADS.values()}))
 

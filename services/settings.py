@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,10 +73,61 @@ class Settings(BaseSettings):
     demo_rate: float = Field(2.0, description="Donations per second sent by `efir demo`.")
     demo_channels: int = Field(5, description="Channels created by `efir demo`.")
     log_level: str = Field("INFO", description="Log level of every Efir process.")
+    chat_token_secret: SecretStr = Field(
+        SecretStr("dev-chat-token-secret"),
+        description="HMAC secret of chat user tokens issued by the node; set your own in production.",
+    )
+    chat_token_ttl_seconds: int = Field(3600, description="Lifetime of a chat token issued by the node.")
+    chat_history_size: int = Field(50, description="Chat messages a socket receives when it joins.")
+    chat_max_message_chars: int = Field(500, description="Longest chat message, in characters.")
+    chat_flood_messages: int = Field(3, description="Chat flood limit: this many messages per user...")
+    chat_flood_seconds: float = Field(2.0, description="...within this many seconds (Owncast's 3 in 2 s).")
+    chat_socket_queue: int = Field(
+        1000, description="Frames queued for one chat socket before the node drops it as too slow."
+    )
+    rtmp_enabled: bool = Field(
+        False, description="Run the RTMP ingest server inside the node (`efir up` turns it on)."
+    )
+    rtmp_host: str = Field("0.0.0.0", description="Address the RTMP ingest server listens on.")
+    rtmp_port: int = Field(1935, description="Port of the RTMP ingest server (OBS publishes here).")
+    rtmp_public_url: str = Field(
+        "", description="RTMP URL publishers use, up to /live; empty: rtmp://<public_url host>:<port>/live."
+    )
+    rtmp_idle_timeout_seconds: float = Field(
+        15.0, description="An RTMP connection that sends nothing this long (or never publishes) is closed."
+    )
+    hls_dir: Path | None = Field(None, description="Folder of live HLS output; empty means DATA_DIR/live.")
+    hls_segment_seconds: float = Field(
+        2.0, description="Segment length of live HLS when the channel sets no latency level."
+    )
+    stream_quality_preset: str = Field("medium", description="Ladder preset (low/medium/high) of streams.")
+    stream_pipeline: Literal["auto", "remux", "transcoder"] = Field(
+        "auto",
+        description="Stream worker pipeline: transcoder (ladder), remux (source only), auto (ladder if any).",
+    )
+    stream_reconnect_grace_seconds: float = Field(
+        10.0, description="A publisher that reconnects within this many seconds continues the same broadcast."
+    )
+    stream_worker_max_restarts: int = Field(
+        3, description="Restarts of a crashed or stuck stream worker before the stream ends with an error."
+    )
+    stream_worker_stall_seconds: float = Field(
+        20.0, description="A stream worker that writes no segment for this long is killed (and restarted)."
+    )
+    view_heartbeat_seconds: float = Field(
+        30.0, description="Viewer sessions are summed in memory and emitted as view.heartbeat this often."
+    )
+    view_region_header: str = Field(
+        "CF-IPCountry", description="Request header holding the viewer's region (set by the CDN or proxy)."
+    )
 
     @property
     def lake_root(self) -> Path:
         return self.lake_dir or self.data_dir / "lake"
+
+    @property
+    def hls_root(self) -> Path:
+        return self.hls_dir or self.data_dir / "live"
 
     @property
     def marts_root(self) -> Path:

@@ -9,7 +9,6 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from fixture_lake import land, no_money, processed, reversal
 
 from assets.donations import EVENT_ID_UNIQUE, donations, donations_event_id_unique
 from assets.lake import (
@@ -29,6 +28,7 @@ from assets.revenue import (
 from services.lake import Manifest, mart_partition_path
 from services.marts import DONATIONS_MART, REVENUE_MART
 from services.money import Currency
+from tests.fixture_lake import land, no_money, processed, reversal
 
 DAY = "2026-11-27"
 NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from fixture_lake import land, processed, reversal
 from streamlit.testing.v1 import AppTest
 
 from assets.donations import donations, donations_event_id_unique
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import streamer_revenue_daily
+from tests.fixture_lake import land, processed, reversal
 
 APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 EMPTY_STATE = "No revenue yet — waiting for the first donations to be processed"

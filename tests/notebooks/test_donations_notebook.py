@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from fixture_lake import land, no_money, processed, reversal
+from tests.fixture_lake import land, no_money, processed, reversal
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]

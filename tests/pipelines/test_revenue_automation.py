@@ -11,7 +11,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from fixture_lake import land, processed, reversal
 
 from assets.resources import LakeResource, MartsResource
 from pipelines.definitions import defs
@@ -20,6 +19,7 @@ from pipelines.schedules import YESTERDAY_REVENUE_SCHEDULE, yesterday_revenue_sc
 from pipelines.sensors import LAKE_MANIFESTS_SENSOR, lake_manifests_sensor
 from services.marts import revenue_by_day
 from services.money import Currency
+from tests.fixture_lake import land, processed, reversal
 
 ROOT = Path(__file__).resolve().parents[2]
 
