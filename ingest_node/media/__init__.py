@@ -1,0 +1,1 @@
+"""The PyAV media pipeline of the ingest node: ladders, encoder selection, transcoding, HLS output."""
