@@ -1,0 +1,183 @@
+"""Viewer sessions and `view.heartbeat`: summed in memory per request, flushed to the outbox in batches.
+
+A segment request must not cost a database write (a popular stream makes thousands a second), so the
+HLS routes only add bytes and counts to an in-memory entry keyed by (channel, session, rendition);
+a thread turns every entry into one `view.heartbeat` every EFIR_VIEW_HEARTBEAT_SECONDS, all of them
+in one transaction. At most one heartbeat per session and rendition per interval leaves the node.
+A node that dies loses at most one interval of viewing, which is the accepted price (heartbeats are
+analytics, not money).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest_node.outbox import enqueue
+from services.events import Envelope, ViewHeartbeat
+from services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SESSION_PATTERN = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+
+_UA_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("bot", re.compile(r"bot\b|crawler|spider|slurp|facebookexternalhit|preview|monitor", re.I)),
+    (
+        "headless",
+        re.compile(
+            r"headless|phantomjs|puppeteer|playwright|selenium|python-|httpx|curl|wget|"
+            r"go-http|okhttp|java/|node-fetch|axios",
+            re.I,
+        ),
+    ),
+    (
+        "tv",
+        re.compile(
+            r"smart-?tv|tizen|web0s|webos|appletv|apple tv|\baft|roku|bravia|crkey|hbbtv|"
+            r"android tv|googletv|netcast|viera|playstation|xbox",
+            re.I,
+        ),
+    ),
+    (
+        "player",
+        re.compile(
+            r"\bvlc\b|libvlc|lavf|ffplay|mpv|gstreamer|exoplayer|applecoremedia|"
+            r"stagefright|kodi|quicktime",
+            re.I,
+        ),
+    ),
+    ("mobile", re.compile(r"mobi|iphone|ipad|ipod|android|windows phone|opera mini", re.I)),
+    ("browser", re.compile(r"mozilla|chrome|safari|firefox|edg/|opera", re.I)),
+)
+
+
+def user_agent_class(user_agent: str | None) -> str:
+    """browser, mobile, tv, bot, headless, player (VLC, ffplay, native players) or other."""
+    if not user_agent:
+        return "other"
+    for name, rule in _UA_RULES:
+        if rule.search(user_agent):
+            return name
+    return "other"
+
+
+def clean_region(value: str | None) -> str | None:
+    if not value:
+        return None
+    region = value.strip()[:16]
+    return region if re.fullmatch(r"[A-Za-z0-9_-]+", region) else None
+
+
+@dataclass
+class _Tally:
+    bytes: int = 0
+    requests: int = 0
+    segments: int = 0
+    user_agent_class: str = "other"
+    region: str | None = None
+    first: datetime | None = None
+    last: datetime | None = None
+
+
+class ViewerAggregator:
+    """Thread-safe counters flushed by a daemon thread; `record` never touches the database."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._tallies: dict[tuple[str, str, str], _Tally] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.flushed = 0
+
+    def record(
+        self,
+        *,
+        channel_id: str,
+        session_id: str,
+        rendition: str,
+        size: int,
+        segment: bool,
+        user_agent: str | None,
+        region: str | None,
+    ) -> None:
+        now = datetime.now(UTC)
+        key = (channel_id, session_id, rendition)
+        with self._lock:
+            tally = self._tallies.get(key)
+            if tally is None:
+                tally = self._tallies[key] = _Tally(
+                    user_agent_class=user_agent_class(user_agent), region=clean_region(region), first=now
+                )
+            tally.bytes += size
+            tally.requests += 1
+            tally.segments += int(segment)
+            tally.last = now
+
+    def flush(self) -> int:
+        """Emit one heartbeat per (channel, session, rendition) seen since the last flush."""
+        with self._lock:
+            tallies, self._tallies = self._tallies, {}
+        if not tallies:
+            return 0
+        envelopes = []
+        for (channel_id, session_id, rendition), tally in tallies.items():
+            assert tally.first is not None and tally.last is not None
+            payload = ViewHeartbeat(
+                session_id=session_id,
+                rendition=rendition,
+                bytes=tally.bytes,
+                requests=tally.requests,
+                segments=tally.segments,
+                user_agent_class=tally.user_agent_class,
+                region=tally.region,
+                window_start=tally.first,
+                window_end=tally.last,
+            )
+            envelopes.append(Envelope.wrap(payload, channel_id=channel_id, node_id=self.settings.node_id))
+        try:
+            with self._sessions.begin() as session:
+                for env in envelopes:
+                    enqueue(session, env)
+        except Exception:
+            with self._lock:  # put them back: the next round tries again
+                for key, tally in tallies.items():
+                    newer = self._tallies.get(key)
+                    if newer is not None:
+                        tally.bytes += newer.bytes
+                        tally.requests += newer.requests
+                        tally.segments += newer.segments
+                        tally.last = newer.last
+                    self._tallies[key] = tally
+            raise
+        self.flushed += len(envelopes)
+        return len(envelopes)
+
+    def start(self) -> ViewerAggregator:
+        self._thread = threading.Thread(target=self._run, name="view-heartbeats", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.settings.view_heartbeat_seconds):
+            try:
+                self.flush()
+            except Exception as exc:
+                log.warning("view heartbeats not flushed (%s: %s); retrying", type(exc).__name__, exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+        try:
+            self.flush()
+        except Exception as exc:
+            log.warning("last view heartbeats lost at shutdown (%s: %s)", type(exc).__name__, exc)

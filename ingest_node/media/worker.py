@@ -1,0 +1,257 @@
+"""The per-stream worker process: FLV on stdin in, HLS (master + media playlists + segments) out.
+
+The node starts one worker per live stream (`python -m ingest_node.media.worker ...`) and writes the
+publisher's FLV byte stream into its stdin, as Owncast feeds ffmpeg's stdin: a worker that crashes,
+hangs or runs out of memory takes only its own stream down, and the node restarts it. The worker talks
+back on stdout with one JSON object per line (`{"event": "ready"}`, `{"event": "ladder_changed", ...}`,
+`{"event": "refused", "reason": ...}`); its stderr goes to the node's log.
+
+The media pipeline is the Transcoder of `ingest_node.media.transcoder` (the adaptive ladder) when that
+module is importable; otherwise a plain PyAV remux of the source into one `source` rendition, so a
+node always serves what it receives. Started with `--append`, the worker continues the playlists it
+finds in the output folder (a restarted worker, a publisher that reconnected within the grace period):
+the same URLs, with an EXT-X-DISCONTINUITY where the new run begins.
+
+Exit codes: 0 after the source ended (stdin closed), `EXIT_REFUSED` when the source cannot be served
+(not FLV, an unsupported codec): restarting would fail the same way, so the node ends the stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import av
+from av.bitstream import BitStreamFilterContext
+
+log = logging.getLogger("ingest_node.media.worker")
+
+EXIT_REFUSED = 3
+SOURCE_RENDITION = "source"
+SUPPORTED_VIDEO = {"h264", "hevc", "av1"}
+SUPPORTED_AUDIO = {"aac", "mp3", "opus"}
+ANNEXB_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
+DEFAULT_BANDWIDTH = 2_500_000
+PROBE_OPTIONS = {"probesize": "2000000", "analyzeduration": "2000000"}
+
+
+class MediaRefused(Exception):
+    """The source cannot be served (not a stream we understand); a restart would not help."""
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One line of JSON to the node on stdout (flushed: the node reads it as it comes)."""
+    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write then rename, so an HTTP reader never sees half a playlist."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def avc_codec_string(extradata: bytes | None) -> str:
+    """`avc1.PPCCLL` from an avcC record (FLV carries one); a safe Main 3.1 when absent."""
+    if extradata and len(extradata) >= 4 and extradata[0] == 1:
+        return f"avc1.{extradata[1]:02x}{extradata[2]:02x}{extradata[3]:02x}"
+    return "avc1.4d401f"
+
+
+def master_playlist(
+    *,
+    bandwidth: int,
+    width: int | None,
+    height: int | None,
+    fps: Fraction | None,
+    codecs: list[str],
+    uri: str,
+) -> str:
+    attrs = [f"BANDWIDTH={bandwidth}", f"AVERAGE-BANDWIDTH={bandwidth}"]
+    if width and height:
+        attrs.append(f"RESOLUTION={width}x{height}")
+    if fps:
+        attrs.append(f"FRAME-RATE={float(fps):.3f}")
+    if codecs:
+        attrs.append(f'CODECS="{",".join(codecs)}"')
+    return "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n" + (
+        f"#EXT-X-STREAM-INF:{','.join(attrs)}\n{uri}\n"
+    )
+
+
+def remux_to_hls(source: BinaryIO | str, out_dir: Path, segment_seconds: float, *, append: bool) -> None:
+    """The fallback pipeline: the source's own packets into one HLS rendition, no decode, no encode."""
+    try:
+        inp = av.open(source, mode="r", format="flv", options=PROBE_OPTIONS)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaRefused(f"the source is not a readable FLV stream ({exc})") from exc
+    with inp:
+        video = inp.streams.video[0] if inp.streams.video else None
+        audio = inp.streams.audio[0] if inp.streams.audio else None
+        if video is None and audio is None:
+            raise MediaRefused("the source has neither audio nor video")
+        if video is not None and video.codec_context.name not in SUPPORTED_VIDEO:
+            raise MediaRefused(f"unsupported video codec {video.codec_context.name!r}")
+        if audio is not None and audio.codec_context.name not in SUPPORTED_AUDIO:
+            raise MediaRefused(f"unsupported audio codec {audio.codec_context.name!r}")
+
+        rendition_dir = out_dir / SOURCE_RENDITION
+        rendition_dir.mkdir(parents=True, exist_ok=True)
+        flags = "independent_segments+omit_endlist+delete_segments+temp_file"
+        if append and (rendition_dir / "index.m3u8").exists():
+            flags += "+append_list"
+        out = av.open(
+            str(rendition_dir / "index.m3u8"),
+            mode="w",
+            format="hls",
+            options={
+                "hls_time": f"{segment_seconds:g}",
+                "hls_list_size": "10",
+                "hls_delete_threshold": "10",
+                "hls_flags": flags,
+                "hls_segment_filename": str(rendition_dir / "seg_%06d.ts"),
+            },
+        )
+        mapping: dict[int, Any] = {}
+        filters: dict[int, Any] = {}
+        codecs: list[str] = []
+        if video is not None:
+            mapping[video.index] = out.add_stream_from_template(video)
+            if video.codec_context.name in ANNEXB_FILTERS:  # FLV carries avcC/hvcC, MPEG-TS wants Annex B
+                filters[video.index] = BitStreamFilterContext(ANNEXB_FILTERS[video.codec_context.name], video)
+            codecs.append(
+                avc_codec_string(video.codec_context.extradata)
+                if video.codec_context.name == "h264"
+                else video.codec_context.name
+            )
+        if audio is not None:
+            mapping[audio.index] = out.add_stream_from_template(audio)
+            codecs.append("mp4a.40.2" if audio.codec_context.name == "aac" else audio.codec_context.name)
+        bandwidth = _bandwidth(inp)
+        write_atomic(
+            out_dir / "master.m3u8",
+            master_playlist(
+                bandwidth=bandwidth,
+                width=video.codec_context.width if video is not None else None,
+                height=video.codec_context.height if video is not None else None,
+                fps=video.average_rate if video is not None else None,
+                codecs=codecs,
+                uri=f"{SOURCE_RENDITION}/index.m3u8",
+            ),
+        )
+        emit("ready", renditions=[SOURCE_RENDITION], pipeline="remux")
+        with out:
+            for packet in inp.demux(*[s for s in (video, audio) if s is not None]):
+                if packet.dts is None or packet.size == 0:
+                    continue
+                index = packet.stream.index
+                packets = filters[index].filter(packet) if index in filters else [packet]
+                for item in packets:
+                    item.stream = mapping[index]
+                    try:
+                        out.mux(item)
+                    except av.FFmpegError as exc:  # a bad packet (non-monotonic dts) is dropped, not fatal
+                        log.warning("dropped a packet: %s", exc)
+
+
+def _bandwidth(inp: Any) -> int:
+    """Peak bits per second for the master playlist: the publisher's metadata, else a default."""
+    meta = inp.metadata or {}
+    try:
+        kbps = float(meta.get("videodatarate", 0)) + float(meta.get("audiodatarate", 0))
+    except ValueError:
+        kbps = 0
+    if kbps > 0:
+        return int(kbps * 1000 * 1.2)
+    rate = inp.bit_rate or 0
+    return int(rate) if rate > 0 else DEFAULT_BANDWIDTH
+
+
+def transcoder_available() -> bool:
+    """True when the media library's Transcoder exists in this checkout."""
+    return importlib.util.find_spec("ingest_node.media.transcoder") is not None
+
+
+def run_transcoder(
+    source: BinaryIO, out_dir: Path, segment_seconds: float, *, preset: str, append: bool
+) -> None:
+    """Run the adaptive ladder of `ingest_node.media.transcoder`, relaying its events to the node.
+
+    Keyword arguments are passed only when the Transcoder's signature takes them, so the join survives
+    small changes of its API while it settles.
+    """
+    from ingest_node.media import ladder as ladders
+    from ingest_node.media import pipeline_events as events
+    from ingest_node.media.transcoder import MediaInputError, Transcoder
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, events.StreamStarted):
+            emit(
+                "ready",
+                renditions=list(event.renditions),
+                pipeline="transcoder",
+                encoders={name: encoder for name, encoder in event.encoders},
+            )
+        elif isinstance(event, events.LadderChanged):
+            emit("ladder_changed", renditions=list(event.active), reason=event.reason)
+        elif isinstance(event, events.EncoderFellBack):
+            log.warning(
+                "rendition %s: encoder %s failed (%s), now %s",
+                event.rendition,
+                event.failed,
+                event.error,
+                event.replacement,
+            )
+
+    wanted: dict[str, Any] = {"on_event": on_event, "input_format": "flv", "resume": append}
+    accepted = inspect.signature(Transcoder).parameters
+    extra = {k: v for k, v in wanted.items() if k in accepted}
+    transcoder = Transcoder(source, out_dir, ladders.ladder(preset), segment_seconds, **extra)
+    try:
+        transcoder.run()
+    except MediaInputError as exc:
+        raise MediaRefused(str(exc)) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingest_node.media.worker", description=__doc__)
+    parser.add_argument("--channel-id", required=True)
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--segment-seconds", type=float, default=2.0)
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--append", action="store_true", help="continue existing playlists")
+    parser.add_argument("--pipeline", choices=("auto", "remux", "transcoder"), default="auto")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("EFIR_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s worker[{args.channel_id}] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    av.logging.set_level(av.logging.ERROR)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    source = sys.stdin.buffer
+    use_transcoder = args.pipeline == "transcoder" or (args.pipeline == "auto" and transcoder_available())
+    try:
+        if use_transcoder:
+            run_transcoder(source, args.out_dir, args.segment_seconds, preset=args.preset, append=args.append)
+        else:
+            remux_to_hls(source, args.out_dir, args.segment_seconds, append=args.append)
+    except MediaRefused as exc:
+        log.error("refusing the stream: %s", exc)
+        emit("refused", reason=str(exc))
+        return EXIT_REFUSED
+    log.info("source ended")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
