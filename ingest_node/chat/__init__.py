@@ -1,0 +1,1 @@
+"""The node's chat: WebSocket hub per channel, moderation state, the chat page."""

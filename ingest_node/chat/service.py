@@ -1,0 +1,619 @@
+"""The chat's decisions: who may post what, moderation actions and their effects on sockets.
+
+Every decision reads the moderation state from the database in the transaction that records its
+outcome (message row, outbox events, audit row), so nodes sharing one PostgreSQL agree on bans,
+roles and modes. Database work runs in a worker thread while the channel's lock keeps one order.
+Rate limits (flood, slow mode, repeats) are per node, in memory: a load balancer keeps a user's
+socket on one node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from ingest_node.audit import audit
+from ingest_node.chat.hub import Connection, Frame, Hub
+from ingest_node.chat.models import (
+    ChatChannelSettings,
+    ChatMessage,
+    ChatRestriction,
+    ChatRole,
+    MessageStatus,
+)
+from ingest_node.models import Channel
+from ingest_node.outbox import enqueue
+from services.chat.automod import Action, AutoMod, AutoModConfig, Rule, SlidingWindow, Verdict
+from services.chat.commands import REQUIRES, Command, Verb
+from services.chat.messages import is_emote_only, mentions
+from services.chat.roles import Permission, Rank, Role, can, effective_role, may_act_on, rank
+from services.chat.tokens import UserClaims
+from services.events import (
+    MODERATION_PAYLOADS,
+    ChatMention,
+    ChatMessageDeleted,
+    ChatMessagePosted,
+    Envelope,
+    Payload,
+)
+from services.ids import new_id
+from services.settings import Settings
+
+AUTOMOD_ACTOR = "automod"
+CLOSE_BANNED = 4003
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_UNKNOWN_CHANNEL = 4404
+
+
+class ChatRefused(Exception):
+    """A refused post or action: `code` for programs, `detail` for people, `status` for the HTTP API."""
+
+    def __init__(self, code: str, detail: str, status: int = 400, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+        self.extra = extra
+
+    def frame(self) -> Frame:
+        return {"type": "error", "code": self.code, "detail": self.detail, **self.extra}
+
+
+@dataclass
+class Effects:
+    """What a decision changes on sockets, applied after its transaction committed."""
+
+    broadcast: list[Frame] = field(default_factory=list)
+    to_moderators: list[Frame] = field(default_factory=list)
+    to_sender: list[Frame] = field(default_factory=list)
+    mute: list[tuple[str, Frame]] = field(default_factory=list)  # user told, stays connected read-only
+    kick: list[tuple[str, Frame]] = field(default_factory=list)  # user told, sockets closed
+    roles: dict[str, Role] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    role: Role
+    restriction: ChatRestriction | None
+    settings: ChatChannelSettings
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def message_frame(msg: ChatMessage, role: Role | str) -> Frame:
+    return {
+        "type": "message",
+        "id": msg.message_id,
+        "user_id": msg.user_id,
+        "name": msg.display_name,
+        "role": str(role),
+        "text": msg.text,
+        "mentions": mentions(msg.text),
+        "at": msg.created_at.isoformat(),
+    }
+
+
+def modes_of(row: ChatChannelSettings) -> Frame:
+    return {"slow_seconds": row.slow_seconds, "subs_only": row.subs_only, "emote_only": row.emote_only}
+
+
+class ChatService:
+    """One per app: the hub, the in-memory limits and the database decisions."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.hub = Hub(settings.chat_socket_queue)
+        self.flood = SlidingWindow(settings.chat_flood_messages, settings.chat_flood_seconds)
+        self._last_post: dict[tuple[str, str], float] = {}
+        self._automods: dict[str, tuple[str, AutoMod]] = {}
+
+    # ---- events ------------------------------------------------------------------------------------
+
+    def _emit(self, session: Session, payload: Payload, channel_id: str, user_id: str | None) -> None:
+        env = Envelope.wrap(payload, channel_id=channel_id, node_id=self.settings.node_id, user_id=user_id)
+        enqueue(session, env)
+
+    def _moderation(self, session: Session, verb: str, channel_id: str, actor: str, **fields: Any) -> None:
+        payload = MODERATION_PAYLOADS[verb](actor_user_id=actor, **fields)
+        self._emit(session, payload, channel_id, fields.get("target_user_id"))
+        target = fields.get("target_user_id") or fields.get("message_id") or "channel"
+        audit(
+            session,
+            actor=actor if actor == AUTOMOD_ACTOR else f"user:{actor}",
+            action=f"moderation.{verb}",
+            entity=f"chat:{channel_id}:{target}"[:128],
+            status_after=_status_after(verb, fields),
+        )
+
+    # ---- state -------------------------------------------------------------------------------------
+
+    def _context(self, session: Session, channel_id: str, user_id: str | None) -> Context:
+        if session.get(Channel, channel_id) is None:
+            raise ChatRefused("unknown_channel", f"channel {channel_id!r} does not exist", 404)
+        settings = session.get(ChatChannelSettings, channel_id)
+        if settings is None:
+            settings = ChatChannelSettings(
+                channel_id=channel_id, slow_seconds=0, subs_only=False, emote_only=False, automod="{}"
+            )
+        if user_id is None:
+            return Context(Role.ANONYMOUS, None, settings)
+        row = session.get(ChatRole, (channel_id, user_id))
+        role = effective_role(Role(row.role) if row else None, row.sub_tier if row else 0)
+        restriction = session.get(ChatRestriction, (channel_id, user_id))
+        if restriction is not None and restriction.until is not None and restriction.until <= _now():
+            restriction = None  # an expired timeout
+        return Context(role, restriction, settings)
+
+    def _settings_row(self, session: Session, channel_id: str) -> ChatChannelSettings:
+        row = session.get(ChatChannelSettings, channel_id)
+        if row is None:
+            row = ChatChannelSettings(
+                channel_id=channel_id, slow_seconds=0, subs_only=False, emote_only=False, automod="{}"
+            )
+            session.add(row)
+        return row
+
+    def _automod(self, channel_id: str, raw: str) -> AutoMod:
+        cached = self._automods.get(channel_id)
+        if cached is None or cached[0] != raw:
+            cached = (raw, AutoMod(AutoModConfig.model_validate_json(raw or "{}")))
+            self._automods[channel_id] = cached
+        return cached[1]
+
+    def join_state(self, channel_id: str, user_id: str | None) -> tuple[Context, list[Frame]]:
+        """The user's role, restriction and channel modes, and the last N visible messages."""
+        with self.sessions() as session:
+            ctx = self._context(session, channel_id, user_id)
+            rows = session.execute(
+                sa.select(ChatMessage)
+                .where(ChatMessage.channel_id == channel_id, ChatMessage.status == MessageStatus.VISIBLE)
+                .order_by(ChatMessage.id.desc())
+                .limit(self.settings.chat_history_size)
+            ).scalars()
+            history = [message_frame(m, "") for m in reversed(list(rows))]
+        return ctx, history
+
+    # ---- posting -----------------------------------------------------------------------------------
+
+    async def post(self, conn: Connection, text: str) -> None:
+        if conn.claims is None:
+            raise ChatRefused("sign_in_required", "sign in to write in the chat", 401)
+        async with self.hub.lock(conn.channel_id):
+            effects = await asyncio.to_thread(self._post_sync, conn.channel_id, conn.claims, text)
+            self.apply(conn.channel_id, effects, sender=conn)
+
+    def _post_sync(self, channel_id: str, claims: UserClaims, text: str) -> Effects:
+        with self.sessions() as session, session.begin():
+            ctx = self._context(session, channel_id, claims.user_id)
+            _refuse_restricted(ctx.restriction)
+            role = ctx.role
+            if not can(role, Permission.SEND):
+                raise ChatRefused("forbidden", "you may not write in this chat", 403)
+            if ctx.settings.subs_only and not can(role, Permission.SEND_IN_SUBONLY):
+                raise ChatRefused("subs_only", "the chat is in subscribers-only mode", 403)
+            if ctx.settings.emote_only and rank(role) < Rank.MODERATOR and not is_emote_only(text):
+                raise ChatRefused("emote_only", "the chat is in emote-only mode: emotes only", 403)
+            now = time.monotonic()
+            key = (channel_id, claims.user_id)
+            if not can(role, Permission.BYPASS_RATE_LIMIT):
+                wait = self.flood.hit(f"{channel_id}\x00{claims.user_id}", now)
+                if wait > 0:
+                    raise ChatRefused(
+                        "rate_limited",
+                        f"slow down: at most {self.flood.limit} messages in {self.flood.seconds:g} s",
+                        429,
+                        retry_after=round(wait, 2),
+                    )
+            slow = ctx.settings.slow_seconds
+            if slow and not can(role, Permission.BYPASS_SLOW):
+                last = self._last_post.get(key)
+                if last is not None and now - last < slow:
+                    raise ChatRefused(
+                        "slow_mode",
+                        f"slow mode: one message every {slow} s",
+                        429,
+                        retry_after=round(slow - (now - last), 2),
+                    )
+            verdict: Verdict | None = None
+            if not can(role, Permission.BYPASS_AUTOMOD):
+                skip = frozenset({Rule.LINKS}) if can(role, Permission.POST_LINKS) else frozenset()
+                automod = self._automod(channel_id, ctx.settings.automod)
+                verdict = automod.evaluate(text, user=claims.user_id, now=now, skip=skip)
+            status = MessageStatus.VISIBLE
+            if verdict is not None:
+                status = MessageStatus.HELD if verdict.action is Action.HOLD else MessageStatus.HIDDEN
+            msg = ChatMessage(
+                message_id=new_id(),
+                channel_id=channel_id,
+                user_id=claims.user_id,
+                display_name=claims.display_name,
+                text=text,
+                status=status,
+                rule=verdict.rule if verdict else None,
+                created_at=_now(),
+            )
+            session.add(msg)
+            self._last_post[key] = now
+            self._emit(
+                session,
+                ChatMessagePosted(
+                    message_id=msg.message_id,
+                    display_name=msg.display_name,
+                    text=text,
+                    status=status,
+                    rule=msg.rule,
+                ),
+                channel_id,
+                claims.user_id,
+            )
+            effects = Effects()
+            frame = message_frame(msg, role)
+            if status is MessageStatus.VISIBLE:
+                for name in frame["mentions"]:
+                    self._emit(
+                        session,
+                        ChatMention(message_id=msg.message_id, mentioned=name),
+                        channel_id,
+                        claims.user_id,
+                    )
+                effects.broadcast.append(frame)
+            elif status is MessageStatus.HELD:
+                effects.to_sender.append(
+                    {
+                        "type": "held",
+                        "id": msg.message_id,
+                        "detail": "held for a moderator's review",
+                        "rule": msg.rule,
+                    }
+                )
+                effects.to_moderators.append({**frame, "type": "held_message", "rule": msg.rule})
+            else:
+                effects.to_sender.append(
+                    {
+                        "type": "hidden",
+                        "id": msg.message_id,
+                        "rule": msg.rule,
+                        "detail": f"your message was hidden by auto-moderation ({msg.rule})",
+                    }
+                )
+            if verdict is not None and verdict.action is Action.TIMEOUT:
+                seconds = self._automod(channel_id, ctx.settings.automod).config.timeout_seconds
+                self._restrict(
+                    session,
+                    effects,
+                    channel_id,
+                    AUTOMOD_ACTOR,
+                    claims.user_id,
+                    Verb.TIMEOUT,
+                    seconds,
+                    f"auto-moderation: {verdict.rule}",
+                )
+            effects.result = {"id": msg.message_id, "status": str(status)}
+            return effects
+
+    # ---- moderation --------------------------------------------------------------------------------
+
+    async def command(self, channel_id: str, actor: UserClaims, command: Command) -> dict[str, Any]:
+        async with self.hub.lock(channel_id):
+            effects = await asyncio.to_thread(self._command_sync, channel_id, actor, command)
+            self.apply(channel_id, effects)
+        return effects.result
+
+    def _resolve_user(self, session: Session, channel_id: str, target: str) -> str:
+        """A user id as given, or the author of the latest message with that display name."""
+        known = session.execute(
+            sa.select(ChatMessage.user_id)
+            .where(ChatMessage.channel_id == channel_id, ChatMessage.user_id == target)
+            .limit(1)
+        ).scalar()
+        if known is not None or session.get(ChatRole, (channel_id, target)) is not None:
+            return target
+        by_name = session.execute(
+            sa.select(ChatMessage.user_id)
+            .where(
+                ChatMessage.channel_id == channel_id,
+                sa.func.lower(ChatMessage.display_name) == target.lower(),
+            )
+            .order_by(ChatMessage.id.desc())
+            .limit(1)
+        ).scalar()
+        return by_name or target
+
+    def _command_sync(self, channel_id: str, actor: UserClaims, cmd: Command) -> Effects:
+        with self.sessions() as session, session.begin():
+            ctx = self._context(session, channel_id, actor.user_id)
+            if ctx.restriction is not None or not can(ctx.role, REQUIRES[cmd.verb]):
+                raise ChatRefused("forbidden", f"your role ({ctx.role}) may not use /{cmd.verb}", 403)
+            effects = Effects()
+            verb = cmd.verb
+            if verb in (Verb.TIMEOUT, Verb.BAN, Verb.UNBAN, Verb.MOD, Verb.UNMOD):
+                assert cmd.target is not None
+                target = self._resolve_user(session, channel_id, cmd.target)
+                target_role = self._context(session, channel_id, target).role
+                if target == actor.user_id or not may_act_on(ctx.role, target_role):
+                    raise ChatRefused("forbidden", f"you may not /{verb} {target} ({target_role})", 403)
+                if verb in (Verb.TIMEOUT, Verb.BAN):
+                    self._restrict(
+                        session, effects, channel_id, actor.user_id, target, verb, cmd.seconds, cmd.reason
+                    )
+                elif verb is Verb.UNBAN:
+                    row = session.get(ChatRestriction, (channel_id, target))
+                    if row is None:
+                        raise ChatRefused("not_restricted", f"{target} is neither banned nor timed out", 409)
+                    session.delete(row)
+                    self._moderation(session, "unban", channel_id, actor.user_id, target_user_id=target)
+                else:
+                    new_role = Role.MODERATOR if verb is Verb.MOD else Role.VIEWER
+                    row = session.get(ChatRole, (channel_id, target))
+                    if row is None:
+                        row = ChatRole(channel_id=channel_id, user_id=target, role=new_role, sub_tier=0)
+                        session.add(row)
+                    row.role = new_role
+                    row.updated_at = _now()
+                    effects.roles[target] = effective_role(new_role, row.sub_tier)
+                    self._moderation(session, str(verb), channel_id, actor.user_id, target_user_id=target)
+                effects.result = {"ok": True, "command": str(verb), "target": target}
+            elif verb in (Verb.SLOW, Verb.SUBONLY, Verb.EMOTEONLY):
+                row = self._settings_row(session, channel_id)
+                if verb is Verb.SLOW:
+                    row.slow_seconds = cmd.seconds or 0
+                elif verb is Verb.SUBONLY:
+                    row.subs_only = bool(cmd.enabled)
+                else:
+                    row.emote_only = bool(cmd.enabled)
+                row.updated_at = _now()
+                self._moderation(
+                    session, str(verb), channel_id, actor.user_id, seconds=cmd.seconds, enabled=cmd.enabled
+                )
+                effects.broadcast.append({"type": "modes", **modes_of(row)})
+                effects.result = {"ok": True, "command": str(verb), "modes": modes_of(row)}
+            elif verb is Verb.CLEAR:
+                session.execute(
+                    sa.update(ChatMessage)
+                    .where(ChatMessage.channel_id == channel_id, ChatMessage.status == MessageStatus.VISIBLE)
+                    .values(status=MessageStatus.HIDDEN)
+                )
+                self._moderation(session, "clear", channel_id, actor.user_id)
+                effects.broadcast.append({"type": "cleared", "by": actor.display_name})
+                effects.result = {"ok": True, "command": "clear"}
+            else:  # DELETE
+                msg = session.execute(
+                    sa.select(ChatMessage).where(
+                        ChatMessage.message_id == cmd.target, ChatMessage.channel_id == channel_id
+                    )
+                ).scalar()
+                if msg is None:
+                    raise ChatRefused("unknown_message", f"no message {cmd.target} in this chat", 404)
+                author_role = self._context(session, channel_id, msg.user_id).role
+                if msg.user_id != actor.user_id and not may_act_on(ctx.role, author_role):
+                    raise ChatRefused("forbidden", f"you may not delete a message of a {author_role}", 403)
+                msg.status = MessageStatus.DELETED
+                self._emit(
+                    session,
+                    ChatMessageDeleted(
+                        message_id=msg.message_id, reason="deleted", actor_user_id=actor.user_id
+                    ),
+                    channel_id,
+                    msg.user_id,
+                )
+                self._moderation(
+                    session,
+                    "delete",
+                    channel_id,
+                    actor.user_id,
+                    target_user_id=msg.user_id,
+                    message_id=msg.message_id,
+                )
+                effects.broadcast.append({"type": "deleted", "ids": [msg.message_id]})
+                effects.result = {"ok": True, "command": "delete", "id": msg.message_id}
+            return effects
+
+    def _restrict(
+        self,
+        session: Session,
+        effects: Effects,
+        channel_id: str,
+        actor: str,
+        target: str,
+        verb: Verb,
+        seconds: int | None,
+        reason: str,
+    ) -> None:
+        """Time out or ban: record it, hide the user's visible messages for everyone, tell their sockets."""
+        until = _now() + timedelta(seconds=seconds) if verb is Verb.TIMEOUT and seconds else None
+        row = session.get(ChatRestriction, (channel_id, target))
+        if row is None:
+            row = ChatRestriction(channel_id=channel_id, user_id=target)
+            session.add(row)
+        row.kind, row.until, row.reason, row.actor, row.created_at = str(verb), until, reason, actor, _now()
+        hidden = list(
+            session.execute(
+                sa.select(ChatMessage.message_id).where(
+                    ChatMessage.channel_id == channel_id,
+                    ChatMessage.user_id == target,
+                    ChatMessage.status.in_([MessageStatus.VISIBLE, MessageStatus.HELD]),
+                )
+            ).scalars()
+        )
+        if hidden:
+            session.execute(
+                sa.update(ChatMessage)
+                .where(ChatMessage.message_id.in_(hidden))
+                .values(status=MessageStatus.HIDDEN)
+            )
+            for message_id in hidden:
+                self._emit(
+                    session,
+                    ChatMessageDeleted(message_id=message_id, reason=str(verb), actor_user_id=actor),
+                    channel_id,
+                    target,
+                )
+            effects.broadcast.append({"type": "deleted", "ids": hidden})
+        self._moderation(
+            session, str(verb), channel_id, actor, target_user_id=target, seconds=seconds, reason=reason
+        )
+        notice: Frame = {
+            "type": "moderation",
+            "action": str(verb),
+            "until": until.isoformat() if until else None,
+            "reason": reason,
+            "detail": f"you are timed out until {until.isoformat()}"
+            if until
+            else "you are banned from this chat",
+        }
+        (effects.mute if until else effects.kick).append((target, notice))
+
+    # ---- held messages -----------------------------------------------------------------------------
+
+    def held(self, channel_id: str, actor: UserClaims) -> list[Frame]:
+        with self.sessions() as session:
+            ctx = self._context(session, channel_id, actor.user_id)
+            if not can(ctx.role, Permission.REVIEW_HELD):
+                raise ChatRefused("forbidden", "only moderators review held messages", 403)
+            rows = session.execute(
+                sa.select(ChatMessage)
+                .where(ChatMessage.channel_id == channel_id, ChatMessage.status == MessageStatus.HELD)
+                .order_by(ChatMessage.id)
+            ).scalars()
+            result = [{**message_frame(m, ""), "type": "held_message", "rule": m.rule} for m in rows]
+            session.rollback()
+        return result
+
+    async def review(
+        self, channel_id: str, actor: UserClaims, message_id: str, approve: bool
+    ) -> dict[str, Any]:
+        async with self.hub.lock(channel_id):
+            effects = await asyncio.to_thread(self._review_sync, channel_id, actor, message_id, approve)
+            self.apply(channel_id, effects)
+        return effects.result
+
+    def _review_sync(self, channel_id: str, actor: UserClaims, message_id: str, approve: bool) -> Effects:
+        with self.sessions() as session, session.begin():
+            ctx = self._context(session, channel_id, actor.user_id)
+            if not can(ctx.role, Permission.REVIEW_HELD):
+                raise ChatRefused("forbidden", "only moderators review held messages", 403)
+            msg = session.execute(
+                sa.select(ChatMessage).where(
+                    ChatMessage.message_id == message_id, ChatMessage.channel_id == channel_id
+                )
+            ).scalar()
+            if msg is None:
+                raise ChatRefused("unknown_message", f"no message {message_id} in this chat", 404)
+            if msg.status != MessageStatus.HELD:
+                raise ChatRefused("not_held", f"message {message_id} is {msg.status}, not held", 409)
+            msg.status = MessageStatus.VISIBLE if approve else MessageStatus.REJECTED
+            verb = "approved" if approve else "rejected"
+            self._moderation(
+                session,
+                verb,
+                channel_id,
+                actor.user_id,
+                target_user_id=msg.user_id,
+                message_id=message_id,
+                reason=msg.rule or "",
+            )
+            effects = Effects(result={"ok": True, "id": message_id, "status": msg.status})
+            if approve:
+                author = self._context(session, channel_id, msg.user_id).role
+                effects.broadcast.append(message_frame(msg, author))
+            effects.to_moderators.append({"type": "reviewed", "id": message_id, "status": msg.status})
+            return effects
+
+    # ---- automod configuration ---------------------------------------------------------------------
+
+    def configure_automod(self, channel_id: str, actor: UserClaims | None, config: AutoModConfig) -> None:
+        with self.sessions() as session, session.begin():
+            if actor is not None:
+                ctx = self._context(session, channel_id, actor.user_id)
+                if not can(ctx.role, Permission.CONFIGURE_AUTOMOD):
+                    raise ChatRefused("forbidden", "only the channel owner configures auto-moderation", 403)
+            else:
+                self._context(session, channel_id, None)
+            row = self._settings_row(session, channel_id)
+            row.automod = config.model_dump_json()
+            row.updated_at = _now()
+            audit(
+                session,
+                actor=f"user:{actor.user_id}" if actor else "admin",
+                action="chat.automod",
+                entity=f"chat:{channel_id}",
+            )
+
+    # ---- effects on sockets ------------------------------------------------------------------------
+
+    def apply(self, channel_id: str, effects: Effects, sender: Connection | None = None) -> None:
+        for frame in effects.broadcast:
+            self.hub.broadcast(channel_id, frame)
+        for frame in effects.to_moderators:
+            self.hub.broadcast(
+                channel_id, frame, only=lambda c: rank(c.extra.get("role", Role.ANONYMOUS)) >= Rank.MODERATOR
+            )
+        if sender is not None:
+            for frame in effects.to_sender:
+                sender.send(frame)
+        for user_id, role in effects.roles.items():
+            for conn in self.hub.of_user(channel_id, user_id):
+                conn.extra["role"] = role
+                conn.send({"type": "role", "role": str(role)})
+        for user_id, notice in effects.mute:
+            for conn in self.hub.of_user(channel_id, user_id):
+                conn.send(notice)
+        for user_id, notice in effects.kick:
+            for conn in self.hub.of_user(channel_id, user_id):
+                conn.send(notice)
+                conn.close(CLOSE_BANNED, "banned from this chat")
+
+
+def _refuse_restricted(restriction: ChatRestriction | None) -> None:
+    if restriction is None:
+        return
+    if restriction.kind == Verb.BAN:
+        raise ChatRefused("banned", "you are banned from this chat", 403, reason=restriction.reason)
+    until = restriction.until.isoformat() if restriction.until else None
+    raise ChatRefused(
+        "timed_out", f"you are timed out until {until}", 403, until=until, reason=restriction.reason
+    )
+
+
+def _status_after(verb: str, fields: dict[str, Any]) -> str | None:
+    if verb == "slow":
+        return f"{fields.get('seconds') or 0}s"[:16]
+    if verb in ("subonly", "emoteonly"):
+        return "on" if fields.get("enabled") else "off"
+    return {
+        "timeout": "timed_out",
+        "ban": "banned",
+        "unban": "active",
+        "mod": "moderator",
+        "unmod": "viewer",
+        "delete": "deleted",
+        "approved": "visible",
+        "rejected": "rejected",
+        "clear": "cleared",
+    }.get(verb)
+
+
+def parse_frame(raw: str) -> dict[str, Any]:
+    """A client frame: a JSON object with a known `type`; other fields (a forged role or id) are ignored."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise ChatRefused(
+            "bad_frame", 'frames are JSON objects like {"type": "send", "text": "hi"}'
+        ) from None
+    if not isinstance(data, dict) or data.get("type") not in ("send", "ping"):
+        raise ChatRefused("bad_frame", 'unknown frame type; use {"type": "send", "text": ...} or ping')
+    if data["type"] == "send" and not isinstance(data.get("text"), str):
+        raise ChatRefused("bad_frame", "a send frame needs a string `text`")
+    return data
