@@ -11,6 +11,8 @@ from pydantic import ValidationError
 
 from ingest_node import ledger
 from ingest_node.deps import MetricsDep, RawBodyDep, SessionDep, SettingsDep
+from ingest_node.money import charges as money_charges
+from ingest_node.money import payments as money_payments
 from services.payments import SIGNATURE_HEADER, SignatureError, WebhookEvent, verify
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,10 @@ def payment_webhook(
         metrics.webhooks.labels(outcome="malformed").inc()
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         return JSONResponse({"detail": "malformed webhook body", "errors": errors}, status_code=422)
-    result = ledger.apply_webhook(session, settings, event)
+    if money_charges.owns(event.data.reference):  # a subscription or gift charge (`sub:` / `gift:`)
+        result = money_payments.apply_webhook(session, settings, event)
+    else:
+        result = ledger.apply_webhook(session, settings, event)
     metrics.webhooks.labels(outcome=result.outcome).inc()
     if result.http_status >= 400:
         log.warning("webhook %s (%s) not applied: %s", event.id, event.type, result.detail)
