@@ -5,6 +5,9 @@ import streamlit as st
 st.set_page_config(page_title="Efir", page_icon="📺", layout="wide")
 
 navigation = st.navigation(
-    [st.Page("pages/streamer.py", title="Streamer revenue", icon="💰", url_path="streamer", default=True)]
+    [
+        st.Page("pages/streamer.py", title="Streamer revenue", icon="💰", url_path="streamer", default=True),
+        st.Page("pages/finance.py", title="Payouts", icon="🏦", url_path="finance"),
+    ]
 )
 navigation.run()

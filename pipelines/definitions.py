@@ -10,6 +10,7 @@ import dagster as dg
 
 from assets.donations import donations, donations_event_id_unique
 from assets.lake import LAKE_DONATIONS, lake_donations_offset_ranges_disjoint
+from assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, StreamerProfilesResource
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import (
     revenue_gross_equals_share_plus_fee,
@@ -17,6 +18,12 @@ from assets.revenue import (
     streamer_revenue_daily,
 )
 from pipelines.jobs import daily_revenue_job, lake_checks_job
+from pipelines.payout_jobs import (
+    monthly_payouts_job,
+    monthly_payouts_schedule,
+    weekly_payouts_job,
+    weekly_payouts_schedule,
+)
 from pipelines.schedules import yesterday_revenue_schedule
 from pipelines.sensors import lake_manifests_sensor
 from services.settings import get_settings
@@ -24,18 +31,20 @@ from services.settings import get_settings
 _settings = get_settings()
 
 defs = dg.Definitions(
-    assets=[LAKE_DONATIONS, donations, streamer_revenue_daily],
+    assets=[LAKE_DONATIONS, donations, streamer_revenue_daily, *PAYOUT_ASSETS],
     asset_checks=[
         donations_event_id_unique,
         revenue_gross_equals_share_plus_fee,
         revenue_gross_reconciles_with_donations,
         lake_donations_offset_ranges_disjoint,
+        *PAYOUT_CHECKS,
     ],
-    jobs=[daily_revenue_job, lake_checks_job],
-    schedules=[yesterday_revenue_schedule],
+    jobs=[daily_revenue_job, lake_checks_job, weekly_payouts_job, monthly_payouts_job],
+    schedules=[yesterday_revenue_schedule, weekly_payouts_schedule, monthly_payouts_schedule],
     sensors=[lake_manifests_sensor],
     resources={
         "lake": LakeResource.from_settings(_settings),
         "marts": MartsResource.from_settings(_settings),
+        "streamer_profiles": StreamerProfilesResource.from_settings(_settings),
     },
 )
