@@ -13,10 +13,25 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ingest_node.chat.service import ChatService
 from ingest_node.db import make_engine, make_session_factory
+from ingest_node.ingest.service import IngestService
 from ingest_node.metrics import NodeMetrics
+from ingest_node.money.alerts import AlertHub, install_alert_feed
 from ingest_node.outbox import OutboxRelay
-from ingest_node.routes import channels, donations, health, webhooks
+from ingest_node.routes import (
+    channels,
+    chat,
+    donations,
+    gifts,
+    health,
+    hls,
+    overlays,
+    streams,
+    subscriptions,
+    webhooks,
+)
+from services.chat.tokens import HmacTokens
 from services.payments import PaymentClient
 from services.settings import Settings, get_settings
 
@@ -36,10 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         relay = OutboxRelay(settings, sessions, metrics).start()
         app.state.relay = relay
+        app.state.ingest = await IngestService(settings, sessions).start()  # RTMP, workers, viewer events
         log.info("node %s up; payments at %s", settings.node_id, settings.payments_url)
         try:
             yield
         finally:
+            await app.state.ingest.stop()
             relay.stop()
             app.state.payments.close()
             engine.dispose()
@@ -49,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.metrics = metrics
-    for module in (health, channels, donations, webhooks):
+    app.state.alert_hub = install_alert_feed(sessions, AlertHub())
+    app.state.chat = ChatService(settings, sessions)
+    app.state.chat_tokens = HmacTokens(settings.chat_token_secret)
+    for module in (health, channels, donations, webhooks, chat, subscriptions, gifts, overlays, streams, hls):
         app.include_router(module.router)
     return app

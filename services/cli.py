@@ -223,6 +223,207 @@ def demo(
         raise click.ClickException(str(exc)) from exc
 
 
+@main.group(short_help="Payout batches: build, review, approve, publish.")
+def payouts() -> None:
+    """Finance's payout batches (PERIOD is an ISO week like 2026-W48 or a month like 2026-11).
+
+    `run` builds the period's draft batch with the Dagster job; `approve` makes it final (audit-logged)
+    and publishes its payout.scheduled events; `publish` retries the events of an approved batch.
+    """
+
+
+def _period(text: str) -> Any:
+    from services.payouts import Period, PeriodError
+
+    try:
+        return Period.parse(text)
+    except PeriodError as exc:
+        raise click.BadParameter(str(exc), param_hint="PERIOD") from exc
+
+
+@payouts.command("run", short_help="Build a period's draft batch (the Dagster job).")
+@click.argument("period")
+def payouts_run(period: str) -> None:
+    """Run the period's payout job in a child process (`python -m pipelines.payouts run PERIOD`)."""
+    import subprocess
+
+    parsed = _period(period)
+    settings = _settings()
+    home = dagster_home(settings)
+    env = {**_exported(settings), "DAGSTER_HOME": str(home)}
+    # The run's full log is in the Dagster instance (and its UI); the operator sees the outcome.
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.payouts", "run", parsed.name],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    click.echo(done.stdout, nl=False)
+    if done.returncode != 0:
+        reasons = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+        raise click.ClickException(
+            f"the payout job for {parsed} failed: " + ("; ".join(reasons) or done.stderr[-2000:])
+        )
+
+
+@payouts.command("list", short_help="List the batches and where each stands.")
+def payouts_list() -> None:
+    from services.money import SETTLEMENT_CURRENCY, format_minor
+    from services.payout_store import batch_info, batch_periods, batch_totals, read_batch
+
+    marts = _settings().marts_root
+    periods = batch_periods(marts)
+    if not periods:
+        click.echo("no payout batches yet")
+    for period in periods:
+        info = batch_info(marts, period)
+        totals = batch_totals(read_batch(marts, period))
+        click.echo(
+            f"{period.name}\t{info.status}{' published' if info.published else ''}\t"
+            f"{totals['payouts']} payouts\tnet {format_minor(totals['net_minor'], SETTLEMENT_CURRENCY)}"
+        )
+
+
+@payouts.command("approve", short_help="Approve a draft batch and publish its events.")
+@click.argument("period")
+@click.option("--by", "by", required=True, help="Who approves (recorded in the audit log).")
+@click.option("--no-publish", is_flag=True, help="Only approve; publish later with `efir payouts publish`.")
+def payouts_approve(period: str, by: str, no_publish: bool) -> None:
+    from services.payout_store import PayoutBatchError, approve
+
+    parsed = _period(period)
+    settings = _settings()
+    try:
+        approval = approve(settings.marts_root, parsed, by)
+    except PayoutBatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{parsed}: approved by {approval.by} at {approval.at.isoformat()}")
+    if not no_publish:
+        _publish(settings, parsed, by)
+
+
+@payouts.command("publish", short_help="Publish an approved batch's payout.scheduled events.")
+@click.argument("period")
+@click.option("--by", "by", required=True, help="Who publishes (recorded in the audit log).")
+def payouts_publish(period: str, by: str) -> None:
+    _publish(_settings(), _period(period), by)
+
+
+def _publish(settings: Settings, period: Any, by: str) -> None:
+    from kafka.errors import KafkaError
+
+    from services.bus import PublishError
+    from services.payout_store import PayoutBatchError, publish_scheduled
+
+    try:
+        count = publish_scheduled(settings, settings.marts_root, period, actor=by)
+    except PayoutBatchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (KafkaError, PublishError) as exc:
+        raise click.ClickException(
+            f"events of {period} not published to {settings.kafka_bootstrap} ({exc!r}); the batch stays "
+            "approved: retry with "
+            f"`efir payouts publish {period} --by NAME`"
+        ) from exc
+    click.echo(f"{period}: {count} payout.scheduled event(s) published")
+
+
+@main.group(short_help="Channels and their stream keys (through the node's admin API).")
+def channels() -> None:
+    """Create channels and manage their RTMP stream keys on a running node.
+
+    These commands call the node's admin API over HTTP (they never open its database): the admin token
+    comes from EFIR_ADMIN_TOKEN or DATA_DIR/admin_token (written by `efir up`). A stream key is shown
+    once, when it is made; the node keeps only its hash.
+    """
+
+
+def _admin_client(url: str | None) -> Any:
+    import httpx
+
+    settings = Settings()  # read now, not the cached copy: the token file may have just been written
+    token = settings.admin_token.get_secret_value()
+    if not token:
+        path = settings.data_dir / "admin_token"
+        token = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if not token:
+        raise click.ClickException(
+            "no admin token: set EFIR_ADMIN_TOKEN or run `efir up`, which writes DATA_DIR/admin_token"
+        )
+    return httpx.Client(
+        base_url=url or node_url(settings), headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+    )
+
+
+def _call(url: str | None, method: str, path: str, **kw: Any) -> Any:
+    import httpx
+
+    with _admin_client(url) as http:
+        try:
+            answer = http.request(method, path, **kw)
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"the node at {http.base_url} did not answer: {exc}") from exc
+    if answer.status_code >= 400:
+        try:
+            detail = answer.json().get("detail", answer.text)
+        except ValueError:
+            detail = answer.text
+        raise click.ClickException(f"{answer.status_code}: {detail}")
+    return answer.json() if answer.content else None
+
+
+def _slug(name: str) -> str:
+    import re
+    import unicodedata
+
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:48]
+    return slug if len(slug) >= 2 else f"ch-{secrets.token_hex(4)}"
+
+
+def _print_key(answer: dict[str, Any]) -> None:
+    click.echo(f"RTMP server:   {answer['rtmp_server']}")
+    click.echo(f"Stream key:    {answer['stream_key']}")
+    click.echo(f"RTMP URL:      {answer['rtmp_url']}")
+    click.echo(f"Playback URL:  {answer['playback_url']}")
+    click.echo("The stream key is shown only now; rotate it if it leaks.")
+
+
+_node_url_option = click.option(
+    "--node-url", "url", help="Base URL of the node [default: from EFIR_NODE_HOST/EFIR_NODE_PORT]."
+)
+
+
+@channels.command("create", short_help="Create a channel and its stream key.")
+@click.argument("name")
+@click.option("--id", "channel_id", help="Channel id (a lowercase slug) [default: made from NAME].")
+@_node_url_option
+def channels_create(name: str, channel_id: str | None, url: str | None) -> None:
+    """Create channel NAME, print its RTMP ingest URL, stream key and HLS playback URL."""
+    channel_id = channel_id or _slug(name)
+    _call(url, "POST", "/api/v1/channels", json={"channel_id": channel_id, "name": name})
+    click.echo(f"Channel:       {channel_id}")
+    _print_key(_call(url, "POST", f"/api/v1/channels/{channel_id}/stream-key"))
+
+
+@channels.command("rotate-key", short_help="Replace a channel's stream key.")
+@click.argument("channel_id")
+@_node_url_option
+def channels_rotate_key(channel_id: str, url: str | None) -> None:
+    """Make a new stream key for CHANNEL_ID; the old one stops working (a live publisher is cut)."""
+    _print_key(_call(url, "POST", f"/api/v1/channels/{channel_id}/stream-key"))
+
+
+@channels.command("revoke-key", short_help="Revoke a channel's stream key.")
+@click.argument("channel_id")
+@_node_url_option
+def channels_revoke_key(channel_id: str, url: str | None) -> None:
+    """Revoke CHANNEL_ID's stream key: publishing is refused until `rotate-key` makes a new one."""
+    _call(url, "DELETE", f"/api/v1/channels/{channel_id}/stream-key")
+    click.echo(f"Stream key of {channel_id} revoked.")
+
+
 @main.command(short_help="Show the configuration, or document it (--markdown).")
 @click.option("--markdown", is_flag=True, help="Print the table of every EFIR_ variable (the README's).")
 def config(markdown: bool) -> None:
@@ -336,6 +537,8 @@ def plan_up(settings: Settings, *, demo: bool = True) -> UpPlan:
         env["EFIR_PAYMENTS_URL"] = f"http://127.0.0.1:{settings.payments_port}"
     if "public_url" not in explicit:
         env["EFIR_PUBLIC_URL"] = node
+    if "rtmp_enabled" not in explicit:
+        env["EFIR_RTMP_ENABLED"] = "true"  # `efir up` is a whole product: OBS can publish to it
     logs = settings.data_dir / "logs"
 
     parts: list[PartSpec] = []
