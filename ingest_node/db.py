@@ -75,9 +75,20 @@ def migrate(settings: Settings, engine: sa.Engine | None = None) -> None:
     engine = engine or make_engine(settings)
     try:
         with engine.connect() as connection:
+            raw = connection.connection.driver_connection if is_sqlite(engine) else None
+            if raw is not None:
+                # SQLite changes a table by copying it (batch mode): with foreign keys enforced, dropping
+                # the old copy fails as soon as other tables point at its rows. The pragma only takes
+                # effect outside a transaction, so it is set before alembic begins one.
+                raw.execute("PRAGMA foreign_keys=OFF")
             # "heads": each feature (media, chat, money) grows its own migration branch off 0001.
             command.upgrade(alembic_config(connection), "heads")
             connection.commit()
+            if raw is not None:
+                broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+                raw.execute("PRAGMA foreign_keys=ON")
+                if broken:
+                    raise RuntimeError(f"migration left rows that break foreign keys: {broken[:5]}")
     finally:
         if own:
             engine.dispose()

@@ -93,6 +93,32 @@ class DonationChargedBack(Payload):
     reason: str = ""
 
 
+class DonationHeld(Payload):
+    """A donation is held for review before it is charged (card testing, a flagged donor, the channel's
+    manual approval or a held message); `reason` names the rule. Approval charges it, rejection fails it."""
+
+    event_type: ClassVar[str] = "donation.held"
+    topic: ClassVar[str] = "donations"
+    donation_id: str
+    amount_minor: int
+    currency: Currency
+    reason: str
+
+
+class ChargebackReceived(Payload):
+    """DESIGN.md's `chargeback.*`: a bank dispute arrived for a donation (its donor is now flagged); the
+    reversal itself is `donation.charged_back`, so money marts never count this event."""
+
+    event_type: ClassVar[str] = "chargeback.received"
+    topic: ClassVar[str] = "donations"
+    donation_id: str
+    payment_id: str
+    amount_minor: int
+    currency: Currency
+    settled_at: datetime
+    reason: str = ""
+
+
 # ---- chat (topic `chat`): messages and every moderation action --------------------------------
 
 
@@ -390,6 +416,22 @@ class StreamLadderChanged(StreamPayload):
     event_type: ClassVar[str] = "stream.ladder_changed"
 
 
+class RecordingReady(Payload):
+    """A broadcast's recording (the source, remuxed, never re-encoded) is a VOD in the recording store.
+
+    `duration_ms` is the sum of its segments' durations; `size_bytes` the bytes of its segments;
+    `playlist_url` the node path of its VOD playlist (`/vod/<channel>/<broadcast>/index.m3u8`).
+    """
+
+    event_type: ClassVar[str] = "recording.ready"
+    topic: ClassVar[str] = "streams"
+    broadcast_id: str
+    duration_ms: int
+    size_bytes: int
+    segments: int
+    playlist_url: str
+
+
 class ViewHeartbeat(Payload):
     """What one viewer session fetched of one rendition since the previous heartbeat (summed in memory).
 
@@ -408,6 +450,9 @@ class ViewHeartbeat(Payload):
     region: str | None = None
     window_start: datetime
     window_end: datetime
+    # A keyed hash of the client IP (never the IP), so analytics can spot many sessions from one address;
+    # None from nodes that do not send it yet.
+    ip_hash: str | None = None
 
 
 STREAM_PAYLOADS: tuple[type[Payload], ...] = (
@@ -415,6 +460,7 @@ STREAM_PAYLOADS: tuple[type[Payload], ...] = (
     StreamEnded,
     StreamErrored,
     StreamLadderChanged,
+    RecordingReady,
     ViewHeartbeat,
 )
 
@@ -425,6 +471,8 @@ _DONATION_PAYLOADS: tuple[type[Payload], ...] = (
     DonationFailed,
     DonationRefunded,
     DonationChargedBack,
+    DonationHeld,
+    ChargebackReceived,
 )
 PAYLOADS: dict[str, type[Payload]] = {
     cls.event_type: cls

@@ -68,6 +68,41 @@ class Settings(BaseSettings):
     )
     donation_min_minor: int = Field(1000, description="Smallest donation in minor units (10.00).")
     donation_max_minor: int = Field(5_000_000, description="Largest donation in minor units (50,000.00).")
+    donation_ip_burst: int = Field(
+        20, ge=1, description="Donation requests one client IP may make in a burst (token bucket size)."
+    )
+    donation_ip_per_minute: float = Field(
+        10.0, gt=0, description="Sustained donation requests per minute per client IP (bucket refill)."
+    )
+    donation_donor_burst: int = Field(
+        10, ge=1, description="Donation requests one donor (payment token or device) may make in a burst."
+    )
+    donation_donor_per_minute: float = Field(
+        5.0, gt=0, description="Sustained donation requests per minute per donor (bucket refill)."
+    )
+    donation_velocity_window_seconds: int = Field(
+        600, ge=1, description="Window of the card-testing rules (small payments from one IP/card/device)."
+    )
+    donation_velocity_max_small: int = Field(
+        5, ge=1, description="Small payments from one IP, card or device within the window before holding."
+    )
+    donation_velocity_small_minor: int = Field(
+        5000, ge=0, description="A payment up to this many minor units counts as small (card testing)."
+    )
+    donation_blocked_ips: list[str] = Field(
+        [], description="Client IPs refused (403) by the donation endpoint."
+    )
+    donation_blocked_tokens: list[str] = Field(
+        [], description="Payment tokens (cards) refused (403) by the donation endpoint."
+    )
+    donation_trusted_proxies: list[str] = Field(
+        ["127.0.0.1", "::1"],
+        description="Peers whose X-Forwarded-For names the real client IP of a donation.",
+    )
+    donation_edge_exempt_ips: list[str] = Field(
+        ["127.0.0.1", "::1"],
+        description="Client IPs skipping rate limits and fraud rules (local tools and benchmarks).",
+    )
     dagster_port: int = Field(3000, description="Port of the Dagster webserver started by `efir up`.")
     streamlit_port: int = Field(8501, description="Port of the Streamlit dashboards.")
     demo_rate: float = Field(2.0, description="Donations per second sent by `efir demo`.")
@@ -84,6 +119,10 @@ class Settings(BaseSettings):
     chat_flood_seconds: float = Field(2.0, description="...within this many seconds (Owncast's 3 in 2 s).")
     chat_socket_queue: int = Field(
         1000, description="Frames queued for one chat socket before the node drops it as too slow."
+    )
+    chat_fanout: bool = Field(
+        True,
+        description="Deliver chat other nodes accepted (from the `chat` topic) to this node's sockets.",
     )
     rtmp_enabled: bool = Field(
         False, description="Run the RTMP ingest server inside the node (`efir up` turns it on)."
@@ -114,11 +153,28 @@ class Settings(BaseSettings):
     stream_worker_stall_seconds: float = Field(
         20.0, description="A stream worker that writes no segment for this long is killed (and restarted)."
     )
+    recordings_url: str = Field(
+        "",
+        description="Where finished broadcasts are stored as VODs: file:///path or s3://bucket/prefix; "
+        "empty means file://DATA_DIR/recordings.",
+    )
+    recording_retention_days: int = Field(
+        30, ge=0, description="Recordings older than this many days are deleted; 0 keeps them forever."
+    )
+    thumbnail_seconds: float = Field(
+        10.0, gt=0, description="A live channel's thumbnail.jpg is refreshed from its video this often."
+    )
     view_heartbeat_seconds: float = Field(
         30.0, description="Viewer sessions are summed in memory and emitted as view.heartbeat this often."
     )
     view_region_header: str = Field(
         "CF-IPCountry", description="Request header holding the viewer's region (set by the CDN or proxy)."
+    )
+    loyalty_expiry_days: int = Field(
+        90, ge=1, description="Loyalty points expire after more than this many days without activity."
+    )
+    loyalty_max_sessions_per_ip: int = Field(
+        5, ge=1, description="An IP hash with more viewing sessions than this in a day earns no points."
     )
 
     @property
@@ -128,6 +184,15 @@ class Settings(BaseSettings):
     @property
     def hls_root(self) -> Path:
         return self.hls_dir or self.data_dir / "live"
+
+    @property
+    def recordings_store_url(self) -> str:
+        return self.recordings_url or (self.data_dir / "recordings").resolve().as_uri()
+
+    @property
+    def recording_staging_root(self) -> Path:
+        """Where workers collect a broadcast's source segments until it ends (local, never trimmed)."""
+        return self.data_dir / "recording-staging"
 
     @property
     def marts_root(self) -> Path:
