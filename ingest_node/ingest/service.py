@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_node.ingest.keys import StreamKeyRedactor, channel_for_key
 from ingest_node.ingest.lifecycle import LifecycleRecorder
+from ingest_node.ingest.recordings import RecordingService
 from ingest_node.ingest.rtmp import APP_NAME, RtmpServer
 from ingest_node.ingest.streams import StreamManager
 from ingest_node.ingest.viewers import ViewerAggregator
@@ -39,12 +40,17 @@ class IngestService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.streams = StreamManager(settings, LifecycleRecorder(settings, sessions))
+        self.recordings = RecordingService(settings, sessions)
+        self.streams = StreamManager(settings, LifecycleRecorder(settings, sessions), self.recordings)
         self.viewers = ViewerAggregator(settings, sessions)
         self.rtmp: RtmpServer | None = None
 
     async def start(self) -> IngestService:
         self.viewers.start()
+        try:
+            await asyncio.to_thread(self.recordings.prune)  # retention, at every start of the node
+        except OSError as exc:
+            log.error("could not prune old recordings: %s", exc)
         await self.streams.start()
         if self.settings.rtmp_enabled:
             server = RtmpServer(

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ingest_node.ingest.flv import FlvFramer
 from ingest_node.ingest.keys import StreamKeyRedactor, redact
 from ingest_node.ingest.lifecycle import LifecycleRecorder
+from ingest_node.ingest.recordings import RecordingService
 from ingest_node.ingest.rtmp import PublishRefused
 from ingest_node.media.worker import EXIT_REFUSED
 from services.settings import Settings
@@ -110,9 +111,12 @@ class LiveStream:
 class StreamManager:
     """Every live stream of this node, keyed by channel id."""
 
-    def __init__(self, settings: Settings, recorder: LifecycleRecorder) -> None:
+    def __init__(
+        self, settings: Settings, recorder: LifecycleRecorder, recordings: RecordingService | None = None
+    ) -> None:
         self.settings = settings
         self.recorder = recorder
+        self.recordings = recordings  # None: broadcasts are not recorded
         self.live: dict[str, LiveStream] = {}
         self._watchdog: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -219,7 +223,11 @@ class StreamManager:
             "--segment-seconds", f"{self.settings.hls_segment_seconds:g}",
             "--preset", self.settings.stream_quality_preset,
             "--pipeline", self.settings.stream_pipeline,
+            "--thumbnail-seconds", f"{self.settings.thumbnail_seconds:g}",
         ]  # fmt: skip
+        if self.recordings is not None and stream.broadcast_id:
+            staging = self.recordings.staging_dir(stream.channel_id, stream.broadcast_id)
+            command += ["--record-dir", str(staging)]
         return command + (["--append"] if append else [])
 
     async def _start_worker(self, stream: LiveStream, *, append: bool) -> None:
@@ -379,6 +387,11 @@ class StreamManager:
             restarts=stream.restarts,
             renditions=",".join(stream.renditions),
         )
+        if self.recordings is not None and stream.broadcast_id:
+            try:  # whatever the broadcast's end, what it recorded becomes a VOD
+                await asyncio.to_thread(self.recordings.finalize, stream.channel_id, stream.broadcast_id)
+            except Exception:
+                log.exception("channel %s: recording of %s failed", stream.channel_id, stream.broadcast_id)
 
     # ---- supervision -------------------------------------------------------------------------------
 

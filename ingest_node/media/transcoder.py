@@ -257,6 +257,7 @@ class Transcoder:
         governor: LoadGovernor | None = None,
         clock: Callable[[], float] = time.monotonic,
         audio_kbps: int | None = None,
+        on_video_packet: Callable[[Packet[Any]], None] | None = None,
     ) -> None:
         if segment_seconds <= 0:
             raise ValueError("segment_seconds must be positive")
@@ -272,6 +273,7 @@ class Transcoder:
         self.governor = governor if governor is not None else LoadGovernor()
         self.clock = clock
         self.audio_kbps = audio_kbps
+        self.on_video_packet = on_video_packet  # sees each source video packet first (thumbnails)
         self._stop = threading.Event()
         self._outputs: dict[str, _Output] = {}
         self._encoded: dict[str, _Encoded] = {}
@@ -518,6 +520,11 @@ class Transcoder:
             self.media_seconds = max(self.media_seconds, float(packet.pts * packet.time_base) - self.t0)
 
     def _on_video_packet(self, packet: Packet[Any]) -> None:
+        if self.on_video_packet is not None:
+            try:
+                self.on_video_packet(packet)
+            except Exception:  # a thumbnail must never cost the broadcast
+                log.exception("video packet listener failed")
         ts = packet.pts if packet.pts is not None else packet.dts
         if ts is None:
             return

@@ -32,6 +32,9 @@ from typing import Any, BinaryIO
 import av
 from av.bitstream import BitStreamFilterContext
 
+from ingest_node.media.recording import SegmentRecorder, clone_packet, open_remux_recording
+from ingest_node.media.thumbnails import Thumbnailer
+
 log = logging.getLogger("ingest_node.media.worker")
 
 EXIT_REFUSED = 3
@@ -88,8 +91,20 @@ def master_playlist(
     )
 
 
-def remux_to_hls(source: BinaryIO | str, out_dir: Path, segment_seconds: float, *, append: bool) -> None:
-    """The fallback pipeline: the source's own packets into one HLS rendition, no decode, no encode."""
+def remux_to_hls(
+    source: BinaryIO | str,
+    out_dir: Path,
+    segment_seconds: float,
+    *,
+    append: bool,
+    record_dir: Path | None = None,
+    thumbnail_seconds: float | None = None,
+) -> None:
+    """The fallback pipeline: the source's own packets into one HLS rendition, no decode, no encode.
+
+    With `record_dir`, a second muxer keeps every segment for the recording; with `thumbnail_seconds`,
+    a keyframe is decoded that often into `thumbnail.jpg`.
+    """
     try:
         inp = av.open(source, mode="r", format="flv", options=PROBE_OPTIONS)
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -121,11 +136,18 @@ def remux_to_hls(source: BinaryIO | str, out_dir: Path, segment_seconds: float, 
                 "hls_segment_filename": str(rendition_dir / "seg_%06d.ts"),
             },
         )
+        record = open_remux_recording(record_dir, segment_seconds, append=append) if record_dir else None
+        thumbnails = None
+        if video is not None and thumbnail_seconds:
+            thumbnails = Thumbnailer(out_dir, thumbnail_seconds, video)
+        record_mapping: dict[int, Any] = {}
         mapping: dict[int, Any] = {}
         filters: dict[int, Any] = {}
         codecs: list[str] = []
         if video is not None:
             mapping[video.index] = out.add_stream_from_template(video)
+            if record is not None:
+                record_mapping[video.index] = record.add_stream_from_template(video)
             if video.codec_context.name in ANNEXB_FILTERS:  # FLV carries avcC/hvcC, MPEG-TS wants Annex B
                 filters[video.index] = BitStreamFilterContext(ANNEXB_FILTERS[video.codec_context.name], video)
             codecs.append(
@@ -135,6 +157,8 @@ def remux_to_hls(source: BinaryIO | str, out_dir: Path, segment_seconds: float, 
             )
         if audio is not None:
             mapping[audio.index] = out.add_stream_from_template(audio)
+            if record is not None:
+                record_mapping[audio.index] = record.add_stream_from_template(audio)
             codecs.append("mp4a.40.2" if audio.codec_context.name == "aac" else audio.codec_context.name)
         bandwidth = _bandwidth(inp)
         write_atomic(
@@ -149,18 +173,31 @@ def remux_to_hls(source: BinaryIO | str, out_dir: Path, segment_seconds: float, 
             ),
         )
         emit("ready", renditions=[SOURCE_RENDITION], pipeline="remux")
-        with out:
-            for packet in inp.demux(*[s for s in (video, audio) if s is not None]):
-                if packet.dts is None or packet.size == 0:
-                    continue
-                index = packet.stream.index
-                packets = filters[index].filter(packet) if index in filters else [packet]
-                for item in packets:
-                    item.stream = mapping[index]
-                    try:
-                        out.mux(item)
-                    except av.FFmpegError as exc:  # a bad packet (non-monotonic dts) is dropped, not fatal
-                        log.warning("dropped a packet: %s", exc)
+        try:
+            with out:
+                for packet in inp.demux(*[s for s in (video, audio) if s is not None]):
+                    if packet.dts is None or packet.size == 0:
+                        continue
+                    index = packet.stream.index
+                    if thumbnails is not None and video is not None and index == video.index:
+                        thumbnails.packet(packet)
+                    packets = filters[index].filter(packet) if index in filters else [packet]
+                    for item in packets:
+                        if record is not None:
+                            copy = clone_packet(item)
+                            copy.stream = record_mapping[index]
+                            try:
+                                record.mux(copy)
+                            except av.FFmpegError as exc:
+                                log.warning("recording dropped a packet: %s", exc)
+                        item.stream = mapping[index]
+                        try:
+                            out.mux(item)
+                        except av.FFmpegError as exc:  # a bad packet (non-monotonic dts) is dropped
+                            log.warning("dropped a packet: %s", exc)
+        finally:
+            if record is not None:
+                record.close()
 
 
 def _bandwidth(inp: Any) -> int:
@@ -182,7 +219,14 @@ def transcoder_available() -> bool:
 
 
 def run_transcoder(
-    source: BinaryIO, out_dir: Path, segment_seconds: float, *, preset: str, append: bool
+    source: BinaryIO,
+    out_dir: Path,
+    segment_seconds: float,
+    *,
+    preset: str,
+    append: bool,
+    record_dir: Path | None = None,
+    thumbnail_seconds: float | None = None,
 ) -> None:
     """Run the adaptive ladder of `ingest_node.media.transcoder`, relaying its events to the node.
 
@@ -193,8 +237,26 @@ def run_transcoder(
     from ingest_node.media import pipeline_events as events
     from ingest_node.media.transcoder import MediaInputError, Transcoder
 
+    recorder = SegmentRecorder(record_dir, segment_seconds, append=append) if record_dir else None
+    copied: set[str] = set()  # renditions that are the source's own packets (passthrough)
+    thumbnails: list[Thumbnailer] = []
+
+    def on_video_packet(packet: Any) -> None:
+        if not thumbnail_seconds:
+            return
+        if not thumbnails:
+            thumbnails.append(Thumbnailer(out_dir, thumbnail_seconds, packet.stream))
+        thumbnails[0].packet(packet)
+
     def on_event(event: Any) -> None:
+        if isinstance(event, events.SegmentWritten):
+            if recorder is not None and event.rendition in copied:
+                recorder.add(Path(event.path), event.duration, event.size, event.discontinuity)
+            return
         if isinstance(event, events.StreamStarted):
+            copied.update(name for name, encoder in event.encoders if encoder == "copy")
+            if len(copied) > 1:  # audio-only streams copy as "audio"; with video, keep the video's
+                copied.discard("audio")
             emit(
                 "ready",
                 renditions=list(event.renditions),
@@ -212,7 +274,12 @@ def run_transcoder(
                 event.replacement,
             )
 
-    wanted: dict[str, Any] = {"on_event": on_event, "input_format": "flv", "resume": append}
+    wanted: dict[str, Any] = {
+        "on_event": on_event,
+        "input_format": "flv",
+        "resume": append,
+        "on_video_packet": on_video_packet,
+    }
     accepted = inspect.signature(Transcoder).parameters
     extra = {k: v for k, v in wanted.items() if k in accepted}
     transcoder = Transcoder(source, out_dir, ladders.ladder(preset), segment_seconds, **extra)
@@ -230,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--append", action="store_true", help="continue existing playlists")
     parser.add_argument("--pipeline", choices=("auto", "remux", "transcoder"), default="auto")
+    parser.add_argument("--record-dir", type=Path, help="keep every source segment here (the recording)")
+    parser.add_argument("--thumbnail-seconds", type=float, help="write thumbnail.jpg this often")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("EFIR_LOG_LEVEL", "INFO"),
@@ -242,9 +311,24 @@ def main(argv: list[str] | None = None) -> int:
     use_transcoder = args.pipeline == "transcoder" or (args.pipeline == "auto" and transcoder_available())
     try:
         if use_transcoder:
-            run_transcoder(source, args.out_dir, args.segment_seconds, preset=args.preset, append=args.append)
+            run_transcoder(
+                source,
+                args.out_dir,
+                args.segment_seconds,
+                preset=args.preset,
+                append=args.append,
+                record_dir=args.record_dir,
+                thumbnail_seconds=args.thumbnail_seconds,
+            )
         else:
-            remux_to_hls(source, args.out_dir, args.segment_seconds, append=args.append)
+            remux_to_hls(
+                source,
+                args.out_dir,
+                args.segment_seconds,
+                append=args.append,
+                record_dir=args.record_dir,
+                thumbnail_seconds=args.thumbnail_seconds,
+            )
     except MediaRefused as exc:
         log.error("refusing the stream: %s", exc)
         emit("refused", reason=str(exc))

@@ -23,6 +23,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 
 from ingest_node.deps import SettingsDep
 from ingest_node.ingest.viewers import SESSION_PATTERN, ViewerAggregator
+from ingest_node.media.thumbnails import THUMBNAIL_NAME
 from ingest_node.schemas import CHANNEL_ID_PATTERN
 from services.ids import new_id
 from services.settings import Settings
@@ -136,6 +137,14 @@ def _playlist_response(
             SESSION_COOKIE, session_id, path=f"/live/{channel_id}", samesite="lax", httponly=True
         )
     return response
+
+
+@router.get("/{channel_id}/thumbnail.jpg")
+def thumbnail(channel_id: ChannelId, settings: SettingsDep) -> Response:
+    """The live channel's latest thumbnail (refreshed every EFIR_THUMBNAIL_SECONDS by its worker)."""
+    data = _read(_file(settings, channel_id, THUMBNAIL_NAME), f"thumbnail of channel {channel_id!r}")
+    cache = f"public, max-age={max(1, min(10, int(settings.thumbnail_seconds // 2)))}"
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache, **CORS_HEADERS})
 
 
 @router.get("/{channel_id}/master.m3u8")
