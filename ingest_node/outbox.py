@@ -33,10 +33,22 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 5.0
+#: PostgreSQL: one relay publishes at a time (a transaction-scoped advisory lock), so relays of several
+#: nodes never publish rows of one channel out of id order (SKIP LOCKED alone would let a later batch
+#: overtake an earlier one).
+RELAY_TURN = sa.text("SELECT pg_try_advisory_xact_lock(7301120401)")
+BUSY_RETRY_SECONDS = 0.01
+
+
+#: wake-up events of the running relays, by the engine they read from; set when an outbox row commits.
+_WAKE_UPS: dict[sa.Engine, set[threading.Event]] = {}
+_WAKE_UPS_LOCK = threading.Lock()
 
 
 def enqueue(session: Session, envelope: Envelope) -> None:
-    """Add an event to the caller's transaction; it leaves the node once that transaction commits."""
+    """Add an event to the caller's transaction; it leaves the node once that transaction commits.
+
+    The commit wakes this node's relay at once, so events (chat above all) do not wait for its poll."""
     session.add(
         OutboxRow(
             event_id=envelope.event_id,
@@ -45,6 +57,18 @@ def enqueue(session: Session, envelope: Envelope) -> None:
             value=envelope.model_dump_json(),
         )
     )
+    if not session.info.get("outbox_wake_up"):
+        session.info["outbox_wake_up"] = True
+        sa.event.listen(session, "after_commit", _wake_relays)
+
+
+def _wake_relays(session: Session) -> None:
+    bind = session.get_bind()
+    engine = bind.engine if isinstance(bind, sa.Connection) else bind
+    with _WAKE_UPS_LOCK:
+        events = list(_WAKE_UPS.get(engine, ()))
+    for event in events:
+        event.set()
 
 
 class OutboxRelay:
@@ -64,8 +88,11 @@ class OutboxRelay:
         self._producer: KafkaProducer | None = None
         self._swept_cluster: str | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._lock_rows = sessions.kw["bind"].dialect.name != "sqlite"
+        self._engine: sa.Engine = sessions.kw["bind"]
+        self._lock_rows = self._engine.dialect.name != "sqlite"
+        self._busy = False
         self.failures = 0
         self.rounds = 0
 
@@ -73,12 +100,21 @@ class OutboxRelay:
 
     def start(self) -> OutboxRelay:
         self._stop.clear()
+        with _WAKE_UPS_LOCK:
+            _WAKE_UPS.setdefault(self._engine, set()).add(self._wake)
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
         self._thread.start()
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stop.set()
+        self._wake.set()
+        with _WAKE_UPS_LOCK:
+            waiting = _WAKE_UPS.get(self._engine)
+            if waiting is not None:
+                waiting.discard(self._wake)
+                if not waiting:
+                    del _WAKE_UPS[self._engine]
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -92,10 +128,14 @@ class OutboxRelay:
         backoff = self.settings.outbox_poll_seconds
         while not self._stop.is_set():
             try:
+                self._busy = False
                 published = self.run_once()
                 backoff = self.settings.outbox_poll_seconds
-                if published < self.settings.outbox_batch:
-                    self._stop.wait(self.settings.outbox_poll_seconds)
+                if self._busy:
+                    self._stop.wait(BUSY_RETRY_SECONDS)
+                elif published < self.settings.outbox_batch:
+                    self._wake.wait(self.settings.outbox_poll_seconds)  # a commit wakes it early
+                    self._wake.clear()
             except Exception as exc:  # the relay must outlive any broker or database hiccup
                 self.failures += 1
                 self.metrics.outbox_failures.inc()
@@ -161,6 +201,12 @@ class OutboxRelay:
             stale = sa.select(OutboxRow).where(OutboxRow.published_at >= since, elsewhere)
             sent = self._publish(producer, stale, mark_time=False)
             total += sent
+            if self._busy:  # another relay holds the turn: the sweep is not done yet
+                self._busy = False
+                self._stop.wait(BUSY_RETRY_SECONDS)
+                if self._stop.is_set():
+                    return
+                continue
             if sent == 0:
                 break
         if total:
@@ -174,6 +220,10 @@ class OutboxRelay:
         if self._lock_rows:
             query = query.with_for_update(skip_locked=True)
         with self._sessions() as session:
+            if self._lock_rows and not session.execute(RELAY_TURN).scalar():
+                session.rollback()  # another node's relay is publishing: wait for our turn, keep id order
+                self._busy = True
+                return 0
             rows = session.execute(query).scalars().all()
             if not rows:
                 session.rollback()

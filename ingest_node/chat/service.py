@@ -348,36 +348,36 @@ class ChatService:
                         session, effects, channel_id, actor.user_id, target, verb, cmd.seconds, cmd.reason
                     )
                 elif verb is Verb.UNBAN:
-                    row = session.get(ChatRestriction, (channel_id, target))
-                    if row is None:
+                    restriction = session.get(ChatRestriction, (channel_id, target))
+                    if restriction is None:
                         raise ChatRefused("not_restricted", f"{target} is neither banned nor timed out", 409)
-                    session.delete(row)
+                    session.delete(restriction)
                     self._moderation(session, "unban", channel_id, actor.user_id, target_user_id=target)
                 else:
                     new_role = Role.MODERATOR if verb is Verb.MOD else Role.VIEWER
-                    row = session.get(ChatRole, (channel_id, target))
-                    if row is None:
-                        row = ChatRole(channel_id=channel_id, user_id=target, role=new_role, sub_tier=0)
-                        session.add(row)
-                    row.role = new_role
-                    row.updated_at = _now()
-                    effects.roles[target] = effective_role(new_role, row.sub_tier)
+                    role_row = session.get(ChatRole, (channel_id, target))
+                    if role_row is None:
+                        role_row = ChatRole(channel_id=channel_id, user_id=target, role=new_role, sub_tier=0)
+                        session.add(role_row)
+                    role_row.role = new_role
+                    role_row.updated_at = _now()
+                    effects.roles[target] = effective_role(new_role, role_row.sub_tier)
                     self._moderation(session, str(verb), channel_id, actor.user_id, target_user_id=target)
                 effects.result = {"ok": True, "command": str(verb), "target": target}
             elif verb in (Verb.SLOW, Verb.SUBONLY, Verb.EMOTEONLY):
-                row = self._settings_row(session, channel_id)
+                modes_row = self._settings_row(session, channel_id)
                 if verb is Verb.SLOW:
-                    row.slow_seconds = cmd.seconds or 0
+                    modes_row.slow_seconds = cmd.seconds or 0
                 elif verb is Verb.SUBONLY:
-                    row.subs_only = bool(cmd.enabled)
+                    modes_row.subs_only = bool(cmd.enabled)
                 else:
-                    row.emote_only = bool(cmd.enabled)
-                row.updated_at = _now()
+                    modes_row.emote_only = bool(cmd.enabled)
+                modes_row.updated_at = _now()
                 self._moderation(
                     session, str(verb), channel_id, actor.user_id, seconds=cmd.seconds, enabled=cmd.enabled
                 )
-                effects.broadcast.append({"type": "modes", **modes_of(row)})
-                effects.result = {"ok": True, "command": str(verb), "modes": modes_of(row)}
+                effects.broadcast.append({"type": "modes", **modes_of(modes_row)})
+                effects.result = {"ok": True, "command": str(verb), "modes": modes_of(modes_row)}
             elif verb is Verb.CLEAR:
                 session.execute(
                     sa.update(ChatMessage)

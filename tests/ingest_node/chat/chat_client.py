@@ -54,10 +54,10 @@ class Client:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise AssertionError(f"no matching frame; got {self.frames[-10:]}")
-            frame = json.loads(self.ws.recv(timeout=left))
-            if match(frame):
-                return frame
-            self.frames.append(frame)
+            received: dict[str, Any] = json.loads(self.ws.recv(timeout=left))
+            if match(received):
+                return received
+            self.frames.append(received)
 
     def message(self, text: str) -> dict[str, Any]:
         return self.wait(lambda f: f["type"] == "message" and f["text"] == text)

@@ -1,0 +1,104 @@
+"""Two nodes sharing one broker and one database: chat and moderation cross from node to node.
+
+Both nodes run on the session's database (PostgreSQL with EFIR_TEST_DATABASE=postgres) and broker;
+each has its own node_id, so each delivers the other's events from the `chat` topic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from services.settings import Settings
+from tests.conftest import free_port
+from tests.ingest_node.chat.chat_client import Client, command, set_role, token
+from tests.ingest_node.live_node import WAIT_SECONDS, Node, ServerThread, running_node
+
+pytestmark = [pytest.mark.db, pytest.mark.slow]
+
+
+def _node(node_settings: Settings, name: str) -> Iterator[Node]:
+    port = free_port()
+    settings = node_settings.model_copy(
+        update={"node_id": name, "node_port": port, "public_url": f"http://127.0.0.1:{port}"}
+    )
+    with running_node(settings) as started:
+        assert started.app.state.chat_fanout.ready.wait(WAIT_SECONDS), f"{name}: fan-out never positioned"
+        yield started
+
+
+@pytest.fixture(scope="module")
+def node_a(node_settings: Settings, sandbox: ServerThread) -> Iterator[Node]:
+    yield from _node(node_settings, "chat-node-a")
+
+
+@pytest.fixture(scope="module")
+def node_b(node_settings: Settings, sandbox: ServerThread) -> Iterator[Node]:
+    yield from _node(node_settings, "chat-node-b")
+
+
+def test_messages_posted_on_a_reach_b_in_order_and_exactly_once(node_a: Node, node_b: Node) -> None:
+    channel = node_a.new_channel()
+    owner_tok, owner = token(node_a, name="Streamer")
+    set_role(node_a, channel, owner, "owner")  # exempt from the flood limit
+    viewer_tok, _ = token(node_b, name="Viewer")
+    with (
+        Client(node_a, channel, owner_tok) as writer,
+        Client(node_b, channel) as remote,
+        Client(node_a, channel) as local,
+        Client(node_b, channel, viewer_tok) as viewer,
+    ):
+        for i in range(20):
+            writer.send(f"msg {i}")
+        expected = [f"msg {i}" for i in range(20)]
+        got = [remote.wait(lambda f: f["type"] == "message") for _ in range(20)]
+        assert [f["text"] for f in got] == expected
+        assert all(f["user_id"] == owner and f["name"] == "Streamer" and f["role"] == "owner" for f in got)
+        assert [local.wait(lambda f: f["type"] == "message")["text"] for _ in range(20)] == expected
+        viewer.send("hello from b")  # and back: posted on B, seen on A
+        assert writer.message("hello from b")["name"] == "Viewer"
+        remote.message("hello from b")
+        remote.ping()  # nothing delivered twice (own events skipped, duplicates dropped)
+        assert not [f for f in remote.frames if f["type"] == "message"]
+    with Client(node_b, channel) as late:  # both nodes wrote one shared history
+        assert [m["text"] for m in late.history][-3:] == ["msg 18", "msg 19", "hello from b"]
+
+
+def test_a_ban_on_b_closes_the_socket_on_a_and_refuses_posts_on_a(node_a: Node, node_b: Node) -> None:
+    channel = node_a.new_channel()
+    mod_tok, mod = token(node_b, name="Mod")
+    set_role(node_b, channel, mod, "moderator")
+    bad_tok, bad = token(node_a, name="Troll")
+    with Client(node_a, channel, bad_tok) as troll, Client(node_a, channel) as watcher_a:
+        troll.send("first troll message")
+        first = watcher_a.message("first troll message")
+        answer = command(node_b, channel, mod_tok, f"/ban {bad} spam")
+        assert answer.status_code == 200, answer.text
+        assert watcher_a.wait(lambda f: f["type"] == "deleted")["ids"] == [first["id"]]
+        notice = troll.wait(lambda f: f["type"] == "moderation")
+        assert notice["action"] == "ban" and notice["reason"] == "spam"
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                troll.ws.recv(timeout=WAIT_SECONDS)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+    with pytest.raises(ConnectionClosed) as again, Client(node_a, channel, bad_tok):
+        pass
+    assert again.value.rcvd is not None and again.value.rcvd.code == 4003
+
+
+def test_a_timeout_on_b_mutes_the_user_on_a_and_modes_cross_nodes(node_a: Node, node_b: Node) -> None:
+    channel = node_a.new_channel()
+    owner_tok, owner = token(node_b, name="Owner")
+    set_role(node_b, channel, owner, "owner")
+    user_tok, user = token(node_a, name="Chatty")
+    with Client(node_a, channel, user_tok) as chatty:
+        assert command(node_b, channel, owner_tok, "/slow 30").status_code == 200
+        assert chatty.wait(lambda f: f["type"] == "modes")["slow_seconds"] == 30
+        assert command(node_b, channel, owner_tok, f"/timeout {user} 600 cool down").status_code == 200
+        notice = chatty.wait(lambda f: f["type"] == "moderation")
+        assert notice["action"] == "timeout" and notice["until"]
+        chatty.send("am I muted?")
+        assert chatty.error("timed_out")["until"] == notice["until"]
+        chatty.ping()  # still connected, read-only
