@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,12 +20,15 @@ from sqlalchemy.orm import Session
 
 from ingest_node.audit import audit
 from ingest_node.models import Channel, Donation, DonationStatus, IdempotencyKey, WebhookEventRecord, utcnow
+from ingest_node.money import donation_rules
 from ingest_node.outbox import enqueue
 from ingest_node.schemas import DonationCreatedOut, DonationIn
 from services.events import (
+    ChargebackReceived,
     DonationChargedBack,
     DonationCreated,
     DonationFailed,
+    DonationHeld,
     DonationProcessed,
     DonationRefunded,
     Envelope,
@@ -43,6 +47,11 @@ TRANSITIONS: dict[tuple[str, str], DonationStatus] = {
     (DonationStatus.PENDING, "payment.failed"): DonationStatus.FAILED,
     (DonationStatus.SUCCEEDED, "payment.refunded"): DonationStatus.REFUNDED,
     (DonationStatus.SUCCEEDED, "payment.charged_back"): DonationStatus.CHARGED_BACK,
+}
+# Review of a held donation (not a provider event): approval asks for the payment, rejection fails it.
+REVIEW_TRANSITIONS: dict[tuple[str, str], DonationStatus] = {
+    (DonationStatus.HELD, "approve"): DonationStatus.PENDING,
+    (DonationStatus.HELD, "reject"): DonationStatus.FAILED,
 }
 # What the streamer is credited with in each state (the audit log's amounts before/after).
 CREDITED = {DonationStatus.SUCCEEDED}
@@ -81,12 +90,22 @@ def stored_response(session: Session, key: str) -> StoredResponse | None:
 
 
 def open_donation(
-    session: Session, settings: Settings, key: str, digest: str, body: DonationIn
+    session: Session,
+    settings: Settings,
+    key: str,
+    digest: str,
+    body: DonationIn,
+    *,
+    held_reason: str | None = None,
+    message: str | None = None,
+    extra: Callable[[Session, Donation], None] | None = None,
 ) -> Opened | StoredResponse:
     """Record a pending donation, its idempotency key, audit row and `donation.created` in one transaction.
 
     Returns the stored response instead when the key was seen before. A concurrent request with the
     same key loses on the key's primary key (IntegrityError, raised to the caller after rollback).
+    With `held_reason` the donation is `held` for review instead (and `donation.held` follows);
+    `message` replaces the donor's (a moderated one); `extra` adds rows to the same transaction.
     """
     with session.begin():
         previous = stored_response(session, key)
@@ -100,15 +119,17 @@ def open_donation(
             channel_id=body.channel_id,
             amount_minor=body.amount_minor,
             currency=body.currency.value,
-            message=body.message,
+            message=body.message if message is None else message,
             donor_name=body.donor_name,
-            status=DonationStatus.PENDING,
+            status=DonationStatus.HELD if held_reason else DonationStatus.PENDING,
             created_at=now,
             updated_at=now,
         )
         session.add(donation)
         session.flush()
         session.add(IdempotencyKey(key=key, request_hash=digest, donation_id=donation.donation_id))
+        if extra is not None:
+            extra(session, donation)
         audit(
             session,
             actor=API_ACTOR,
@@ -117,7 +138,7 @@ def open_donation(
             currency=donation.currency,
             amount_before=None,
             amount_after=0,
-            status_after=DonationStatus.PENDING,
+            status_after=donation.status,
         )
         _emit(
             session,
@@ -131,9 +152,11 @@ def open_donation(
                 message=donation.message,
             ),
         )
+        if held_reason:
+            _emit(session, settings, donation, _payload(donation, DonationStatus.HELD, held_reason))
     response = DonationCreatedOut(
         donation_id=donation.donation_id,
-        status=DonationStatus.PENDING,
+        status=donation.status,
         channel_id=donation.channel_id,
         amount_minor=donation.amount_minor,
         currency=Currency(donation.currency),
@@ -151,6 +174,12 @@ def record_payment(
         if donation.provider_payment_id is None:
             donation.provider_payment_id = payment_id
         _store_response(session, key, 201, response)
+
+
+def remember_response(session: Session, key: str, status: int, response: dict[str, Any]) -> None:
+    """The answer replays of `key` get, for a donation that asks the provider nothing yet (held)."""
+    with session.begin():
+        _store_response(session, key, status, response)
 
 
 def fail_unsent(
@@ -200,7 +229,8 @@ def _apply_webhook(session: Session, settings: Settings, event: WebhookEvent) ->
             return WebhookOutcome("unknown_payment", 404, f"no donation for payment {data.payment_id}")
         if donation.provider_payment_id not in (None, data.payment_id):
             return WebhookOutcome("mismatch", 422, "payment id does not belong to this donation")
-        if (data.amount_minor, data.currency.value) != (donation.amount_minor, donation.currency):
+        charged = donation_rules.charged_amount(session, donation.donation_id, donation.amount_minor)
+        if (data.amount_minor, data.currency.value) != (charged, donation.currency):
             return WebhookOutcome("mismatch", 422, "amount or currency differs from the donation")
         target = TRANSITIONS.get((DonationStatus(donation.status), event.type))
         if target is None:
@@ -220,10 +250,67 @@ def _apply_webhook(session: Session, settings: Settings, event: WebhookEvent) ->
             reason=data.reason,
             settled_at=settled_at,
         )
+        if target == DonationStatus.CHARGED_BACK:
+            donation_rules.flag_donor(session, donation.donation_id, data.reason or "chargeback")
+            _emit(session, settings, donation, _chargeback(donation, data.reason))
         session.add(
             WebhookEventRecord(webhook_id=event.id, event_type=event.type, donation_id=donation.donation_id)
         )
     return WebhookOutcome("applied", 200, f"donation {donation.donation_id} is {target}")
+
+
+class NotHeld(LookupError):
+    """The donation is not (or no longer) held for review."""
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    donation: Donation
+    payment_token: str | None  # what the approved donation is charged with (None once rejected)
+    charged_minor: int
+
+
+def review_held(
+    session: Session, settings: Settings, donation_id: str, channel_id: str, verdict: str, actor: str
+) -> Reviewed:
+    """Approve (→ pending, the caller then asks for the payment) or reject (→ failed) a held donation;
+    the held payment token leaves the database either way."""
+    with session.begin():
+        donation = session.execute(
+            sa.select(Donation)
+            .where(Donation.donation_id == donation_id, Donation.channel_id == channel_id)
+            .with_for_update()
+        ).scalar_one_or_none()
+        if donation is None:
+            raise LookupError(donation_id)
+        target = REVIEW_TRANSITIONS.get((DonationStatus(donation.status), verdict))
+        if target is None:
+            raise NotHeld(f"donation {donation_id} is {donation.status}, not held")
+        reason = f"rejected in review by {actor}" if target == DonationStatus.FAILED else ""
+        _transition(session, settings, donation, target, actor=actor, reason=reason)
+        edge = session.get(donation_rules.DonationEdge, donation_id)
+        token, charged = None, donation.amount_minor
+        if edge is not None:
+            token, charged = edge.held_token, edge.charged_minor
+            edge.held_token = None
+            edge.review = "approved" if target == DonationStatus.PENDING else "rejected"
+    return Reviewed(donation, token if target == DonationStatus.PENDING else None, charged)
+
+
+def attach_payment(session: Session, donation_id: str, payment_id: str) -> None:
+    """The provider took the payment of an approved donation: remember its id."""
+    with session.begin():
+        donation = _locked(session, donation_id)
+        if donation.provider_payment_id is None:
+            donation.provider_payment_id = payment_id
+
+
+def fail_released(session: Session, settings: Settings, donation_id: str, reason: str) -> None:
+    """The provider refused or was down when an approved donation was charged: it fails."""
+    with session.begin():
+        donation = _locked(session, donation_id)
+        if donation.status == DonationStatus.PENDING:
+            _transition(session, settings, donation, DonationStatus.FAILED, actor=API_ACTOR, reason=reason)
 
 
 # ---- internals -------------------------------------------------------------------------------------
@@ -271,7 +358,21 @@ def _transition(
         status_before=before,
         status_after=target,
     )
+    if before == DonationStatus.HELD and target == DonationStatus.PENDING:
+        return  # approval: audited; the payment's own events follow
     _emit(session, settings, donation, _payload(donation, target, reason))
+
+
+def _chargeback(donation: Donation, reason: str) -> ChargebackReceived:
+    assert donation.provider_payment_id is not None and donation.settled_at is not None
+    return ChargebackReceived(
+        donation_id=donation.donation_id,
+        payment_id=donation.provider_payment_id,
+        amount_minor=donation.amount_minor,
+        currency=Currency(donation.currency),
+        settled_at=donation.settled_at,
+        reason=reason,
+    )
 
 
 def _payload(donation: Donation, target: DonationStatus, reason: str) -> Payload:
@@ -283,6 +384,8 @@ def _payload(donation: Donation, target: DonationStatus, reason: str) -> Payload
     }
     if target == DonationStatus.FAILED:
         return DonationFailed(**common, reason=(reason or "declined"))
+    if target == DonationStatus.HELD:
+        return DonationHeld(**common, reason=reason)
     assert donation.provider_payment_id is not None and donation.settled_at is not None
     settled = {"payment_id": donation.provider_payment_id, "settled_at": donation.settled_at}
     if target == DonationStatus.SUCCEEDED:

@@ -45,6 +45,7 @@ class DonationStatus(StrEnum):
     FAILED = "failed"
     REFUNDED = "refunded"
     CHARGED_BACK = "charged_back"
+    HELD = "held"  # held for review before the payment is asked for (ingest_node/money/donation_rules.py)
 
 
 class Base(DeclarativeBase):

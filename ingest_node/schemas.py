@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from services.money import Currency
 
@@ -39,6 +39,9 @@ class DonationIn(BaseModel):
     message: Annotated[StrictStr, Field(max_length=300)] = ""
     donor_name: Annotated[StrictStr | None, Field(max_length=100)] = None
     payment_token: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    cover_fee: Annotated[
+        StrictBool, Field(description="The donor adds the platform fee so the donation is not reduced by it.")
+    ] = False
 
 
 class DonationCreatedOut(BaseModel):

@@ -3,21 +3,28 @@
 POST commits the pending donation with its idempotency key, audit row and `donation.created` event
 first, and only then asks the Payment Service for the payment, so a crash or an unreachable provider
 never loses an acknowledged donation. GET is open to whoever holds the (unguessable) donation id.
+Before that, the edge refuses blocked IPs and cards (403) and floods (429), applies the channel's
+rules (422), and may hold the donation for review (`held`: card testing, a flagged donor, manual
+approval): a held donation asks the provider for nothing until it is approved (routes/donation_review.py).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, status
+from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from ingest_node import ledger
 from ingest_node.deps import MetricsDep, PaymentsDep, SessionDep, SettingsDep
-from ingest_node.models import Donation
+from ingest_node.models import Donation, DonationStatus
+from ingest_node.money import donation_screen
+from ingest_node.money.donation_rules import fingerprint
+from ingest_node.money.edge_guard import DEVICE_HEADER, EdgeGuard, client_ip
 from ingest_node.schemas import IDEMPOTENCY_KEY_PATTERN, DonationIn, DonationOut
 from services.payments import PaymentRefused, PaymentRequest, PaymentServiceError
 
@@ -44,6 +51,7 @@ def _replay(stored: ledger.StoredResponse, digest: str) -> JSONResponse:
 @router.post("", status_code=status.HTTP_201_CREATED, responses={502: {"description": "provider down"}})
 def create_donation(
     body: DonationIn,
+    request: Request,
     session: SessionDep,
     settings: SettingsDep,
     payments: PaymentsDep,
@@ -63,9 +71,40 @@ def create_donation(
             f"amount_minor must be between {settings.donation_min_minor} and {settings.donation_max_minor} "
             f"minor units",
         )
+    guard: EdgeGuard = request.app.state.edge_guard
+    ip = client_ip(
+        request.client.host if request.client else None, request.headers.get("X-Forwarded-For"), settings
+    )
+    device = request.headers.get(DEVICE_HEADER) or None
+    refusal = guard.blocked(ip, body.payment_token)
+    if refusal is not None:
+        log.warning("refused a donation to %s: %s", body.channel_id, refusal)
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+    if not guard.exempt(ip):
+        donor = f"device:{fingerprint(device)}" if device else f"card:{fingerprint(body.payment_token)}"
+        wait = guard.retry_after(ip, donor, time.monotonic())
+        if wait:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"too many donation attempts; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+    with session.begin():
+        screened = donation_screen.screen(session, settings, guard, body, ip=ip, device=device)
+    if isinstance(screened, donation_screen.Refusal):
+        raise HTTPException(screened.status, screened.detail)
     digest = ledger.request_hash(body)
     try:
-        opened = ledger.open_donation(session, settings, idempotency_key, digest, body)
+        opened = ledger.open_donation(
+            session,
+            settings,
+            idempotency_key,
+            digest,
+            body,
+            held_reason=screened.held_reason,
+            message=screened.message,
+            extra=lambda s, d: s.add(screened.edge_row(d.donation_id, d.channel_id, body.payment_token)),
+        )
     except ledger.UnknownChannel:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"channel {body.channel_id!r} does not exist"
@@ -82,17 +121,23 @@ def create_donation(
         return _replay(opened, digest)
 
     donation, created = opened.donation, opened.response.model_dump(mode="json")
+    if screened.quote.fee_minor:
+        created |= {"fee_minor": screened.quote.fee_minor, "charged_minor": screened.quote.charged_minor}
     metrics.donations_created.labels(currency=donation.currency).inc()
-    request = PaymentRequest(
+    if donation.status == DonationStatus.HELD:
+        created["detail"] = "the donation is held for review; it is charged only once approved"
+        ledger.remember_response(session, idempotency_key, status.HTTP_201_CREATED, created)
+        return JSONResponse(created, status_code=status.HTTP_201_CREATED)
+    payment_request = PaymentRequest(
         reference=donation.donation_id,
-        amount_minor=donation.amount_minor,
+        amount_minor=screened.quote.charged_minor,
         currency=body.currency,
         description=f"Donation to {donation.channel_id}",
         payment_token=body.payment_token,
         callback_url=f"{settings.public_url.rstrip('/')}/api/v1/payments/webhook",
     )
     try:
-        payment = payments.create_payment(request)
+        payment = payments.create_payment(payment_request)
     except PaymentServiceError as exc:
         log.warning("donation %s failed: %s", donation.donation_id, exc)
         detail = (
