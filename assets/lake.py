@@ -58,3 +58,33 @@ def lake_donations_offset_ranges_disjoint(lake: LakeResource) -> dg.AssetCheckRe
             "first_overlaps": [_describe(a, b) for a, b in clashes[:10]],
         },
     )
+
+
+VIEWS_TOPIC = "views"
+CHAT_TOPIC = "chat"
+STREAMS_TOPIC = "streams"
+SUBSCRIPTIONS_TOPIC = "subscriptions"
+LAKE_VIEWS = dg.AssetSpec(
+    key=dg.AssetKey(["lake", VIEWS_TOPIC]),
+    description="View heartbeats landed from Kafka by the lander (one per session, rendition and interval).",
+    group_name="lake",
+    kinds={"parquet"},
+)
+LAKE_CHAT = dg.AssetSpec(
+    key=dg.AssetKey(["lake", CHAT_TOPIC]),
+    description="Chat messages and moderation events landed from Kafka by the lander.",
+    group_name="lake",
+    kinds={"parquet"},
+)
+LAKE_STREAMS = dg.AssetSpec(
+    key=dg.AssetKey(["lake", STREAMS_TOPIC]),
+    description="Broadcast lifecycle events (started, ended, errored, ladder changed) landed by the lander.",
+    group_name="lake",
+    kinds={"parquet"},
+)
+LAKE_SUBSCRIPTIONS = dg.AssetSpec(
+    key=dg.AssetKey(["lake", SUBSCRIPTIONS_TOPIC]),
+    description="Subscription events landed from Kafka by the lander.",
+    group_name="lake",
+    kinds={"parquet"},
+)

@@ -8,6 +8,7 @@ navigation = st.navigation(
     [
         st.Page("pages/streamer.py", title="Streamer revenue", icon="💰", url_path="streamer", default=True),
         st.Page("pages/finance.py", title="Payouts", icon="🏦", url_path="finance"),
+        st.Page("pages/audience.py", title="Audience and loyalty", icon="👥", url_path="audience"),
     ]
 )
 navigation.run()

@@ -9,7 +9,15 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.donations import donations, donations_event_id_unique
-from assets.lake import LAKE_DONATIONS, lake_donations_offset_ranges_disjoint
+from assets.lake import (
+    LAKE_CHAT,
+    LAKE_DONATIONS,
+    LAKE_STREAMS,
+    LAKE_SUBSCRIPTIONS,
+    LAKE_VIEWS,
+    lake_donations_offset_ranges_disjoint,
+)
+from assets.loyalty import LOYALTY_ASSETS, LOYALTY_CHECKS
 from assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, StreamerProfilesResource
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import (
@@ -17,7 +25,9 @@ from assets.revenue import (
     revenue_gross_reconciles_with_donations,
     streamer_revenue_daily,
 )
-from pipelines.jobs import daily_revenue_job, lake_checks_job
+from assets.revenue_forecast import revenue_forecast, revenue_forecast_horizon_complete
+from assets.stream_analytics import STREAM_ANALYTICS_ASSETS, STREAM_ANALYTICS_CHECKS, LoyaltyRulesResource
+from pipelines.jobs import daily_audience_job, daily_revenue_job, lake_checks_job
 from pipelines.payout_jobs import (
     monthly_payouts_job,
     monthly_payouts_schedule,
@@ -31,20 +41,36 @@ from services.settings import get_settings
 _settings = get_settings()
 
 defs = dg.Definitions(
-    assets=[LAKE_DONATIONS, donations, streamer_revenue_daily, *PAYOUT_ASSETS],
+    assets=[
+        LAKE_DONATIONS,
+        donations,
+        streamer_revenue_daily,
+        *PAYOUT_ASSETS,
+        LAKE_VIEWS,
+        LAKE_CHAT,
+        LAKE_STREAMS,
+        LAKE_SUBSCRIPTIONS,
+        *STREAM_ANALYTICS_ASSETS,
+        *LOYALTY_ASSETS,
+        revenue_forecast,
+    ],
     asset_checks=[
         donations_event_id_unique,
         revenue_gross_equals_share_plus_fee,
         revenue_gross_reconciles_with_donations,
         lake_donations_offset_ranges_disjoint,
         *PAYOUT_CHECKS,
+        *STREAM_ANALYTICS_CHECKS,
+        *LOYALTY_CHECKS,
+        revenue_forecast_horizon_complete,
     ],
-    jobs=[daily_revenue_job, lake_checks_job, weekly_payouts_job, monthly_payouts_job],
+    jobs=[daily_revenue_job, lake_checks_job, weekly_payouts_job, monthly_payouts_job, daily_audience_job],
     schedules=[yesterday_revenue_schedule, weekly_payouts_schedule, monthly_payouts_schedule],
     sensors=[lake_manifests_sensor],
     resources={
         "lake": LakeResource.from_settings(_settings),
         "marts": MartsResource.from_settings(_settings),
         "streamer_profiles": StreamerProfilesResource.from_settings(_settings),
+        "loyalty_rules": LoyaltyRulesResource.from_settings(_settings),
     },
 )

@@ -6,7 +6,10 @@ import dagster as dg
 
 from assets.donations import donations
 from assets.lake import lake_donations_offset_ranges_disjoint
+from assets.loyalty import LOYALTY_ASSETS
 from assets.revenue import streamer_revenue_daily
+from assets.revenue_forecast import revenue_forecast
+from assets.stream_analytics import STREAM_ANALYTICS_ASSETS
 
 DAILY_REVENUE_JOB = "daily_revenue_job"
 LAKE_CHECKS_JOB = "lake_checks_job"
@@ -22,4 +25,17 @@ lake_checks_job = dg.define_asset_job(
     name=LAKE_CHECKS_JOB,
     selection=dg.AssetSelection.checks(lake_donations_offset_ranges_disjoint),
     description="Verify the lake's landed offset ranges (runs whenever new manifests appear).",
+)
+
+DAILY_AUDIENCE_JOB = "daily_audience_job"
+
+# Self-contained: it rebuilds the day's donation and revenue marts too, because loyalty reads donations
+# and stream analytics reads revenue; every mart write is idempotent, so overlapping runs agree.
+daily_audience_job = dg.define_asset_job(
+    name=DAILY_AUDIENCE_JOB,
+    selection=dg.AssetSelection.assets(
+        donations, streamer_revenue_daily, *STREAM_ANALYTICS_ASSETS, *LOYALTY_ASSETS, revenue_forecast
+    ),
+    description="Rebuild one day of viewing sessions, audience, stream analytics and loyalty (with the "
+    "donation and revenue marts they read) from the lake.",
 )

@@ -19,6 +19,17 @@ from services.lake import mart_dir
 
 DONATIONS_MART = "donations"
 REVENUE_MART = "streamer_revenue_daily"
+VIEWING_SESSIONS_MART = "viewing_sessions"
+AUDIENCE_MART = "audience_daily"
+BROADCAST_MART = "broadcast_analytics_daily"
+REVENUE_FORECAST_MART = "revenue_forecast"
+AUDIENCE_BREAKDOWN_MART = "audience_breakdown_daily"
+STREAM_ANALYTICS_MART = "stream_analytics_daily"
+LOYALTY_POINTS_MART = "loyalty_points_daily"
+LOYALTY_BALANCES_MART = "loyalty_balances"
+#: The node reads `MARTS/loyalty_export/balances.parquet` (docs/contracts.md): the latest balances whole.
+LOYALTY_EXPORT = "loyalty_export"
+LOYALTY_EXPORT_FILE = "balances.parquet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +115,121 @@ def recent_donations(marts: Path, channel_id: str, limit: int = 20) -> list[Rece
         {"channel": channel_id, "limit": limit, "processed": DonationProcessed.event_type},
     )
     return [RecentDonation(*row) for row in rows]
+
+
+# ---- audience and loyalty (assets/stream_analytics.py, assets/loyalty.py) ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDay:
+    """One channel's audience on one day, as `stream_analytics_daily` holds it."""
+
+    day: date
+    peak_concurrent_viewers: int
+    avg_concurrent_viewers: float | None
+    watch_minutes: int
+    unique_viewers: int
+    new_viewers: int
+    returning_viewers: int
+    chat_messages: int
+    messages_per_viewer_hour: float | None
+    revenue_per_viewer_hour_minor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderboardEntry:
+    """A viewer's place on a channel's loyalty leaderboard as of the newest balances."""
+
+    position: int
+    user_id: str
+    points: int
+    rank: str
+    badges: tuple[str, ...]
+    watch_minutes: int
+    as_of: date
+
+
+def audience_channels(marts: Path) -> list[str]:
+    """Channels with stream analytics, in name order."""
+    rows = _query(
+        marts, STREAM_ANALYTICS_MART, "SELECT DISTINCT channel_id FROM mart ORDER BY channel_id", {}
+    )
+    return [str(channel) for (channel,) in rows]
+
+
+def stream_days(marts: Path, channel_id: str) -> list[StreamDay]:
+    """The channel's daily audience, oldest day first."""
+    rows = _query(
+        marts,
+        STREAM_ANALYTICS_MART,
+        "SELECT day, peak_concurrent_viewers, avg_concurrent_viewers, watch_minutes, unique_viewers, "
+        "new_viewers, returning_viewers, chat_messages, messages_per_viewer_hour, "
+        "revenue_per_viewer_hour_minor FROM mart WHERE channel_id = $channel ORDER BY day",
+        {"channel": channel_id},
+    )
+    return [StreamDay(*row) for row in rows]
+
+
+def leaderboard(marts: Path, channel_id: str, limit: int = 20) -> list[LeaderboardEntry]:
+    """The channel's top viewers by points in the newest balances partition."""
+    rows = _query(
+        marts,
+        LOYALTY_BALANCES_MART,
+        "SELECT position, user_id, points, rank, badges, watch_minutes, as_of FROM mart "
+        "WHERE channel_id = $channel AND as_of = (SELECT max(as_of) FROM mart) "
+        "ORDER BY position LIMIT $limit",
+        {"channel": channel_id, "limit": limit},
+    )
+    return [LeaderboardEntry(p, u, pts, r, tuple(b), m, d) for p, u, pts, r, b, m, d in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastDay:
+    """One broadcast's figures on one day, next to the channel's previous broadcast."""
+
+    day: date
+    broadcast_id: str
+    started_at: datetime | None
+    live_minutes: int
+    peak_concurrent_viewers: int
+    avg_concurrent_viewers: float
+    watch_minutes: int
+    previous_broadcast_id: str | None
+    previous_avg_concurrent_viewers: float | None
+
+
+def broadcasts(marts: Path, channel_id: str, limit: int = 20) -> list[BroadcastDay]:
+    """The channel's latest broadcast-days, newest first."""
+    rows = _query(
+        marts,
+        BROADCAST_MART,
+        "SELECT day, broadcast_id, started_at, live_minutes, peak_concurrent_viewers, "
+        "avg_concurrent_viewers, watch_minutes, previous_broadcast_id, previous_avg_concurrent_viewers "
+        "FROM mart "
+        "WHERE channel_id = $channel ORDER BY day DESC, started_at DESC NULLS LAST LIMIT $limit",
+        {"channel": channel_id, "limit": limit},
+    )
+    return [BroadcastDay(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastDay:
+    """One forecast day of a channel's gross revenue, with the backtest error of the method behind it."""
+
+    day: date
+    method: str
+    forecast_rub_minor: int
+    backtest_mae_rub_minor: int | None
+
+
+def revenue_forecast(marts: Path, channel_id: str) -> list[ForecastDay]:
+    """The channel's newest 7-day revenue forecast, first day first (empty before 28 days of history)."""
+    rows = _query(
+        marts,
+        REVENUE_FORECAST_MART,
+        "SELECT day, method, forecast_rub_minor, backtest_mae_rub_minor FROM mart "
+        "WHERE channel_id = $channel "
+        "AND as_of = (SELECT max(as_of) FROM mart WHERE channel_id = $channel) ORDER BY day",
+        {"channel": channel_id},
+    )
+    return [ForecastDay(*row) for row in rows]

@@ -78,22 +78,24 @@ def no_money(channel_id: str, amount_minor: int, at: datetime, *, failed: bool) 
     return Envelope.wrap(payload, channel_id=channel_id, node_id="node-test", occurred_at=at)
 
 
-def land(lake: Path, events: list[Envelope], *, partition: int = 0, first_offset: int = 0) -> Manifest:
-    """Land `events` at consecutive offsets as the lander does: one file per event date, then the manifest
-    of the whole offset range (the commit point)."""
+def land(
+    lake: Path, events: list[Envelope], *, partition: int = 0, first_offset: int = 0, topic: str = TOPIC
+) -> Manifest:
+    """Land `events` of `topic` at consecutive offsets as the lander does: one file per event date, then the
+    manifest of the whole offset range (the commit point)."""
     by_day: dict[date, list[tuple[int, Envelope]]] = defaultdict(list)
     for offset, env in enumerate(events, start=first_offset):
         by_day[env.occurred_at.date()].append((offset, env))
     files = []
     for day, batch in sorted(by_day.items()):
         first, last = batch[0][0], batch[-1][0]
-        path = partition_dir(lake, TOPIC, day) / file_name(TOPIC, EPOCH, partition, first, last)
+        path = partition_dir(lake, topic, day) / file_name(topic, EPOCH, partition, first, last)
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = [to_row(env, partition, offset) for offset, env in batch]
-        pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(TOPIC)), path)
+        pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(topic)), path)
         files.append(str(path.relative_to(lake)))
     manifest = Manifest(
-        topic=TOPIC,
+        topic=topic,
         epoch=EPOCH,
         cluster_id="test-cluster",
         partition=partition,

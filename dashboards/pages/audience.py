@@ -1,0 +1,134 @@
+"""The streamer's audience and loyalty page: concurrent viewers, watch time, new vs returning viewers and
+engagement per day, and the channel's loyalty leaderboard, all read from the marts."""
+
+import pandas as pd
+import streamlit as st
+
+from services import marts
+from services.money import SETTLEMENT_CURRENCY, format_minor
+from services.settings import Settings
+
+EMPTY_STATE = "No audience yet — waiting for the first viewers to be counted"
+NO_LEADERBOARD = "No loyalty points yet on this channel"
+NO_FORECAST = "No forecast yet — it needs 28 days of revenue history"
+
+root = Settings().marts_root
+
+st.title("Audience and loyalty")
+channels = marts.audience_channels(root)
+if not channels:
+    st.info(EMPTY_STATE)
+    st.stop()
+
+channel = st.selectbox("Channel", channels, key="audience_channel")
+days = marts.stream_days(root, channel)
+
+peak, watch, viewers = st.columns(3)
+peak.metric("Peak concurrent viewers", max(d.peak_concurrent_viewers for d in days))
+watch.metric("Watch time, hours", f"{sum(d.watch_minutes for d in days) / 60:.1f}")
+viewers.metric("New viewers", sum(d.new_viewers for d in days))
+
+st.subheader("Viewers by day")
+st.line_chart(
+    pd.DataFrame(
+        {
+            "Peak concurrent": [d.peak_concurrent_viewers for d in days],
+            "Average concurrent": [d.avg_concurrent_viewers or 0.0 for d in days],
+        },
+        index=pd.Index([d.day for d in days], name="Day"),
+    )
+)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Day": [d.day.isoformat() for d in days],
+            "Peak": [d.peak_concurrent_viewers for d in days],
+            "Average": [round(d.avg_concurrent_viewers or 0.0, 2) for d in days],
+            "Watch minutes": [d.watch_minutes for d in days],
+            "Unique viewers": [d.unique_viewers for d in days],
+            "New": [d.new_viewers for d in days],
+            "Returning": [d.returning_viewers for d in days],
+            "Chat messages": [d.chat_messages for d in days],
+            "Messages per viewer-hour": [round(d.messages_per_viewer_hour or 0.0, 2) for d in days],
+            "Revenue per viewer-hour": [
+                format_minor(d.revenue_per_viewer_hour_minor, SETTLEMENT_CURRENCY)
+                if d.revenue_per_viewer_hour_minor is not None
+                else "—"
+                for d in days
+            ],
+        }
+    ),
+    hide_index=True,
+)
+
+st.subheader("Broadcasts")
+casts = marts.broadcasts(root, channel)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Day": [b.day.isoformat() for b in casts],
+            "Broadcast": [b.broadcast_id for b in casts],
+            "Live minutes": [b.live_minutes for b in casts],
+            "Peak": [b.peak_concurrent_viewers for b in casts],
+            "Average": [round(b.avg_concurrent_viewers, 2) for b in casts],
+            "Watch minutes": [b.watch_minutes for b in casts],
+            "Average vs previous": [
+                f"{b.avg_concurrent_viewers - b.previous_avg_concurrent_viewers:+.2f}"
+                if b.previous_avg_concurrent_viewers is not None
+                else "first"
+                for b in casts
+            ],
+        }
+    ),
+    hide_index=True,
+)
+
+st.subheader("Revenue forecast")
+ahead = marts.revenue_forecast(root, channel)
+if not ahead:
+    st.info(NO_FORECAST)
+else:
+    error = ahead[0].backtest_mae_rub_minor
+    st.caption(
+        f"Method {ahead[0].method}; backtest error "
+        + (
+            f"±{format_minor(error, SETTLEMENT_CURRENCY)} a day"
+            if error is not None
+            else "not measurable yet"
+        )
+    )
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "Day": [f.day.isoformat() for f in ahead],
+                "Forecast": [format_minor(f.forecast_rub_minor, SETTLEMENT_CURRENCY) for f in ahead],
+                "Backtest error (MAE)": [
+                    format_minor(f.backtest_mae_rub_minor, SETTLEMENT_CURRENCY)
+                    if f.backtest_mae_rub_minor is not None
+                    else "—"
+                    for f in ahead
+                ],
+            }
+        ),
+        hide_index=True,
+    )
+
+st.subheader("Loyalty leaderboard")
+board = marts.leaderboard(root, channel)
+if not board:
+    st.info(NO_LEADERBOARD)
+else:
+    st.caption(f"Balances as of {board[0].as_of.isoformat()}")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "#": [e.position for e in board],
+                "Viewer": [e.user_id for e in board],
+                "Points": [e.points for e in board],
+                "Rank": [e.rank for e in board],
+                "Badges": [", ".join(e.badges) for e in board],
+                "Hours watched": [round(e.watch_minutes / 60, 1) for e in board],
+            }
+        ),
+        hide_index=True,
+    )
