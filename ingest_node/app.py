@@ -7,26 +7,32 @@ so an app never changes a schema behind an operator's back; /readyz says when it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from ingest_node.chat.fanout import ChatFanout
 from ingest_node.chat.service import ChatService
 from ingest_node.db import make_engine, make_session_factory
 from ingest_node.ingest.service import IngestService
 from ingest_node.metrics import NodeMetrics
 from ingest_node.money.alerts import AlertHub, install_alert_feed
+from ingest_node.money.edge_guard import EdgeGuard
 from ingest_node.outbox import OutboxRelay
 from ingest_node.routes import (
     channels,
     chat,
+    donation_review,
+    donation_rules,
     donations,
     gifts,
     health,
     hls,
     overlays,
+    recordings,
     streams,
     subscriptions,
     webhooks,
@@ -52,10 +58,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relay = OutboxRelay(settings, sessions, metrics).start()
         app.state.relay = relay
         app.state.ingest = await IngestService(settings, sessions).start()  # RTMP, workers, viewer events
+        fanout = ChatFanout(settings, app.state.chat, asyncio.get_running_loop())
+        app.state.chat_fanout = fanout.start() if settings.chat_fanout else None
         log.info("node %s up; payments at %s", settings.node_id, settings.payments_url)
         try:
             yield
         finally:
+            if app.state.chat_fanout is not None:
+                app.state.chat_fanout.stop()
             await app.state.ingest.stop()
             relay.stop()
             app.state.payments.close()
@@ -68,7 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.alert_hub = install_alert_feed(sessions, AlertHub())
     app.state.chat = ChatService(settings, sessions)
+    app.state.edge_guard = EdgeGuard(settings)
     app.state.chat_tokens = HmacTokens(settings.chat_token_secret)
     for module in (health, channels, donations, webhooks, chat, subscriptions, gifts, overlays, streams, hls):
         app.include_router(module.router)
+    for module in (donation_rules, donation_review):
+        app.include_router(module.router)
+    app.include_router(recordings.router)  # VODs of past broadcasts
     return app
