@@ -81,6 +81,7 @@ class _Tally:
     segments: int = 0
     user_agent_class: str = "other"
     region: str | None = None
+    ip_hash: str | None = None
     first: datetime | None = None
     last: datetime | None = None
 
@@ -107,6 +108,7 @@ class ViewerAggregator:
         segment: bool,
         user_agent: str | None,
         region: str | None,
+        ip_hash: str | None = None,
     ) -> None:
         now = datetime.now(UTC)
         key = (channel_id, session_id, rendition)
@@ -114,7 +116,10 @@ class ViewerAggregator:
             tally = self._tallies.get(key)
             if tally is None:
                 tally = self._tallies[key] = _Tally(
-                    user_agent_class=user_agent_class(user_agent), region=clean_region(region), first=now
+                    user_agent_class=user_agent_class(user_agent),
+                    region=clean_region(region),
+                    ip_hash=ip_hash,
+                    first=now,
                 )
             tally.bytes += size
             tally.requests += 1
@@ -138,6 +143,7 @@ class ViewerAggregator:
                 segments=tally.segments,
                 user_agent_class=tally.user_agent_class,
                 region=tally.region,
+                ip_hash=tally.ip_hash,
                 window_start=tally.first,
                 window_end=tally.last,
             )

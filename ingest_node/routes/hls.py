@@ -24,6 +24,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from ingest_node.deps import SettingsDep
 from ingest_node.ingest.viewers import SESSION_PATTERN, ViewerAggregator
 from ingest_node.media.thumbnails import THUMBNAIL_NAME
+from ingest_node.money.donation_rules import fingerprint
+from ingest_node.money.edge_guard import client_ip
 from ingest_node.schemas import CHANNEL_ID_PATTERN
 from services.ids import new_id
 from services.settings import Settings
@@ -106,6 +108,7 @@ def _record(
 ) -> None:
     viewers = _viewers(request)
     if viewers is not None:
+        peer = request.client.host if request.client else None
         viewers.record(
             channel_id=channel_id,
             session_id=session_id,
@@ -114,6 +117,8 @@ def _record(
             segment=segment,
             user_agent=request.headers.get("user-agent"),
             region=request.headers.get(settings.view_region_header) if settings.view_region_header else None,
+            # Loyalty's anti-farming rule counts sessions per address; only the fingerprint leaves the node.
+            ip_hash=fingerprint(client_ip(peer, request.headers.get("x-forwarded-for"), settings)),
         )
 
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from ingest_node.ingest.viewers import ViewerAggregator, user_agent_class
+from ingest_node.money.donation_rules import fingerprint
 from services.events import Envelope
 from tests.ingest_node.ingest.conftest import IngestNode
 from tests.ingest_node.live_node import read_events
@@ -142,6 +143,8 @@ def test_viewing_emits_heartbeats_per_session_with_bytes_agent_class_and_region(
         assert beat.payload["rendition"] == "source"
         assert beat.payload["user_agent_class"] == "mobile"
         assert beat.payload["region"] == "DE"
+        # The client's address travels only as its fingerprint (the test client connects from loopback).
+        assert beat.payload["ip_hash"] == fingerprint("127.0.0.1")
 
 
 def test_the_aggregator_writes_nothing_until_it_flushes_then_one_row_per_session(
