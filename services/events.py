@@ -66,12 +66,10 @@ class DonationFailed(Payload):
     reason: str
 
 
-class DonationRefunded(Payload):
-    """A settled donation was refunded; `settled_at` is the original settlement, so the reversal
-    converts at the same FX rate and undoes the streamer's share exactly."""
+class _SettledReversal(Payload):
+    """Fields every event about an already settled donation carries: `settled_at` is the original
+    settlement, so a reversal converts at the same FX rate and undoes the streamer's share exactly."""
 
-    event_type: ClassVar[str] = "donation.refunded"
-    topic: ClassVar[str] = "donations"
     donation_id: str
     payment_id: str
     amount_minor: int
@@ -80,17 +78,18 @@ class DonationRefunded(Payload):
     reason: str = ""
 
 
-class DonationChargedBack(Payload):
+class DonationRefunded(_SettledReversal):
+    """A settled donation was refunded."""
+
+    event_type: ClassVar[str] = "donation.refunded"
+    topic: ClassVar[str] = "donations"
+
+
+class DonationChargedBack(_SettledReversal):
     """The payer's bank reversed a settled donation; same reversal rule as a refund."""
 
     event_type: ClassVar[str] = "donation.charged_back"
     topic: ClassVar[str] = "donations"
-    donation_id: str
-    payment_id: str
-    amount_minor: int
-    currency: Currency
-    settled_at: datetime
-    reason: str = ""
 
 
 class DonationHeld(Payload):
@@ -105,18 +104,12 @@ class DonationHeld(Payload):
     reason: str
 
 
-class ChargebackReceived(Payload):
+class ChargebackReceived(_SettledReversal):
     """DESIGN.md's `chargeback.*`: a bank dispute arrived for a donation (its donor is now flagged); the
     reversal itself is `donation.charged_back`, so money marts never count this event."""
 
     event_type: ClassVar[str] = "chargeback.received"
     topic: ClassVar[str] = "donations"
-    donation_id: str
-    payment_id: str
-    amount_minor: int
-    currency: Currency
-    settled_at: datetime
-    reason: str = ""
 
 
 # ---- chat (topic `chat`): messages and every moderation action --------------------------------
