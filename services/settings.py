@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         SecretStr("dev-chat-token-secret"),
         description="HMAC secret of chat user tokens issued by the node; set your own in production.",
     )
+    fingerprint_secret: SecretStr = Field(
+        SecretStr("dev-fingerprint-secret"),
+        description="HMAC key of the IP, card and device fingerprints kept at the edge; set your own.",
+    )
     chat_token_ttl_seconds: int = Field(3600, description="Lifetime of a chat token issued by the node.")
     chat_history_size: int = Field(50, description="Chat messages a socket receives when it joins.")
     chat_max_message_chars: int = Field(500, description="Longest chat message, in characters.")

@@ -13,6 +13,7 @@ devices of donors who charged back, whose next donations are held for review.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -69,9 +70,12 @@ class FlaggedDonor(Base):
     flagged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-def fingerprint(value: str) -> str:
-    """One-way fingerprint of an IP, payment token or device id: the edge never stores them raw."""
-    return hashlib.sha256(value.encode()).hexdigest()
+def fingerprint(value: str, settings: Settings) -> str:
+    """One-way fingerprint of an IP, payment token or device id: the edge never stores them raw.
+
+    Keyed (HMAC): a plain hash of an IPv4 address is reversed by trying all 2^32 of them."""
+    key = settings.fingerprint_secret.get_secret_value().encode()
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
 
 # ---- the rules a donation must meet --------------------------------------------------------------

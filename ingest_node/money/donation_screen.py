@@ -78,9 +78,9 @@ def screen(
         )
     if body.cover_fee and not (rules is not None and rules.donor_covers_fee):
         return Refusal(422, "this channel does not offer donors to cover the fee; send cover_fee false")
-    card_hash = donation_rules.fingerprint(body.payment_token)
-    device_hash = donation_rules.fingerprint(device) if device else None
-    ip_hash = donation_rules.fingerprint(ip)
+    card_hash = donation_rules.fingerprint(body.payment_token, settings)
+    device_hash = donation_rules.fingerprint(device, settings) if device else None
+    ip_hash = donation_rules.fingerprint(ip, settings)
     held: str | None = None
     if not guard.exempt(ip):
         if donation_rules.is_flagged(session, card_hash, device_hash):

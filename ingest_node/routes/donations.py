@@ -81,7 +81,11 @@ def create_donation(
         log.warning("refused a donation to %s: %s", body.channel_id, refusal)
         raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
     if not guard.exempt(ip):
-        donor = f"device:{fingerprint(device)}" if device else f"card:{fingerprint(body.payment_token)}"
+        donor = (
+            f"device:{fingerprint(device, settings)}"
+            if device
+            else f"card:{fingerprint(body.payment_token, settings)}"
+        )
         wait = guard.retry_after(ip, donor, time.monotonic())
         if wait:
             raise HTTPException(

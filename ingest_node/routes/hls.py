@@ -118,7 +118,7 @@ def _record(
             user_agent=request.headers.get("user-agent"),
             region=request.headers.get(settings.view_region_header) if settings.view_region_header else None,
             # Loyalty's anti-farming rule counts sessions per address; only the fingerprint leaves the node.
-            ip_hash=fingerprint(client_ip(peer, request.headers.get("x-forwarded-for"), settings)),
+            ip_hash=fingerprint(client_ip(peer, request.headers.get("x-forwarded-for"), settings), settings),
         )
 
 

@@ -144,7 +144,7 @@ def test_viewing_emits_heartbeats_per_session_with_bytes_agent_class_and_region(
         assert beat.payload["user_agent_class"] == "mobile"
         assert beat.payload["region"] == "DE"
         # The client's address travels only as its fingerprint (the test client connects from loopback).
-        assert beat.payload["ip_hash"] == fingerprint("127.0.0.1")
+        assert beat.payload["ip_hash"] == fingerprint("127.0.0.1", ingest_node.settings)
 
 
 def test_the_aggregator_writes_nothing_until_it_flushes_then_one_row_per_session(
