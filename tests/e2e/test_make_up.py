@@ -27,11 +27,12 @@ from services.settings import get_settings
 from tests.conftest import free_port
 from tests.e2e.procs import descendants, kill_all, start_time, still_running, with_env
 
-pytestmark = pytest.mark.slow
-
 REVENUE_MART = "streamer_revenue_daily"
 START_TIMEOUT = 300  # every part ready, on a busy 2-core machine (Dagster alone takes ~30 s)
 MART_TIMEOUT = 300  # demo -> node -> outbox -> Kafka -> lake -> sensor -> Dagster run -> mart
+# The inner waits are the real bounds (they print what `efir up` said); the default 300 s of
+# pytest-timeout would cut them short on a loaded machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(START_TIMEOUT + MART_TIMEOUT + 300)]
 STOP_TIMEOUT = 150  # seven parts, each SIGTERM then at worst SIGKILL after 15 s
 
 
