@@ -14,6 +14,11 @@ relay publishes in outbox id order). Two nodes accepting messages of one channel
 milliseconds may show those few in a different order on each node; the database (history) and the
 topic each keep one order. `node_id` must therefore be unique per node. Events published twice (relay
 retries, several relays on one SQLite file) are dropped by event id.
+
+Not skipped on the origin: `chat.pinned` (every node, its origin included, shows a pinned boosted
+message and unpins it when it expires; see pins.py), and the money events read from the `donations`
+and `subscriptions` topics, which every node turns into highlighted chat messages for its own sockets
+(see highlights.py).
 """
 
 from __future__ import annotations
@@ -23,14 +28,15 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from kafka import KafkaConsumer, TopicPartition
 
+from ingest_node.chat import highlights
 from ingest_node.chat.hub import Frame
 from ingest_node.chat.models import ChatChannelSettings, ChatMessage, ChatRestriction, ChatRole, MessageStatus
-from ingest_node.chat.service import ChatService, Effects, message_frame, modes_of
+from ingest_node.chat.service import HIGHLIGHTED, ChatService, Effects, message_frame, modes_of
 from services import bus
 from services.chat.roles import Role, effective_role
 from services.events import Envelope
@@ -39,6 +45,7 @@ from services.settings import Settings
 log = logging.getLogger(__name__)
 
 TOPIC = "chat"
+TOPICS = (TOPIC, "donations", "subscriptions")  # the money topics feed highlighted messages
 SEEN_EVENTS = 20_000  # event ids remembered to drop duplicates
 MAX_BACKOFF_SECONDS = 5.0
 
@@ -81,7 +88,7 @@ class ChatFanout:
                 backoff = 0.2
                 while not self._stop.is_set():
                     batch = consumer.poll(timeout_ms=200)
-                    for tp in sorted(batch, key=lambda t: t.partition):
+                    for tp in sorted(batch, key=lambda t: (t.topic, t.partition)):
                         for record in batch[tp]:
                             self._handle(record.value)
                             self._positions[tp] = record.offset + 1
@@ -98,13 +105,15 @@ class ChatFanout:
             self.settings, None, fetch_max_wait_ms=10, client_id=f"efir-chat-fanout-{self.settings.node_id}"
         )
         try:
-            partitions = None
-            while partitions is None and not self._stop.is_set():
-                partitions = consumer.partitions_for_topic(TOPIC)
-                if partitions is None:
-                    bus.ensure_topics(self.settings, [TOPIC])
-                    self._stop.wait(0.2)
-            tps = [TopicPartition(TOPIC, p) for p in sorted(partitions or ())]
+            tps: list[TopicPartition] = []
+            for topic in TOPICS:
+                partitions = None
+                while partitions is None and not self._stop.is_set():
+                    partitions = consumer.partitions_for_topic(topic)
+                    if partitions is None:
+                        bus.ensure_topics(self.settings, [topic])
+                        self._stop.wait(0.2)
+                tps += [TopicPartition(topic, p) for p in sorted(partitions or ())]
             consumer.assign(tps)
             for tp in tps:
                 if tp in self._positions:  # a reconnect: carry on where we were
@@ -124,7 +133,8 @@ class ChatFanout:
         except ValueError:
             log.warning("chat fan-out: dropped a malformed event")
             return
-        if env.node_id == self.settings.node_id:
+        everywhere = env.event_type == "chat.pinned" or env.event_type in highlights.SOURCE_EVENTS
+        if env.node_id == self.settings.node_id and not everywhere:
             self.skipped_own += 1
             return
         if env.event_id in self._seen:
@@ -133,6 +143,17 @@ class ChatFanout:
         self._seen[env.event_id] = None
         if len(self._seen) > SEEN_EVENTS:
             self._seen.popitem(last=False)
+        if env.event_type == "chat.pinned":
+            self.delivered += 1
+            pin = self._pin_frame(env)
+            self.loop.call_soon_threadsafe(self.chat.show_pin, env.channel_id, pin)
+            return
+        if env.event_type in highlights.SOURCE_EVENTS:
+            frame = highlights.record_highlight(self.chat, env)
+            if frame is not None:
+                self.delivered += 1
+                self._deliver(env.channel_id, Effects(broadcast=[frame]))
+            return
         effects = self._effects(env)
         if effects is not None:
             self.delivered += 1
@@ -148,6 +169,8 @@ class ChatFanout:
         """The same socket effects the origin node applied, rebuilt from the event and the shared database."""
         kind, p, channel = env.event_type, env.payload, env.channel_id
         if kind == "chat.message":
+            if p.get("kind") in HIGHLIGHTED:
+                return None  # every node showed it from the money event itself (highlights.py)
             if p["status"] == MessageStatus.HIDDEN:
                 return None  # only its sender is told, on the origin node
             frame = self._message(channel, p["message_id"], env)
@@ -156,7 +179,7 @@ class ChatFanout:
             return Effects(broadcast=[frame])
         if kind == "chat.deleted":
             return Effects(broadcast=[{"type": "deleted", "ids": [p["message_id"]]}])
-        if kind in ("moderation.timeout", "moderation.ban"):
+        if kind in ("moderation.timeout", "moderation.ban", "moderation.ipban"):
             return self._restriction(env)
         if kind in ("moderation.slow", "moderation.subonly", "moderation.emoteonly"):
             with self.chat.sessions() as session:
@@ -180,6 +203,20 @@ class ChatFanout:
             reviewed = {"type": "reviewed", "id": p["message_id"], "status": MessageStatus.REJECTED}
             return Effects(to_moderators=[reviewed])
         return None  # chat.mention, moderation.unban/delete: nothing to show beyond their companions
+
+    @staticmethod
+    def _pin_frame(env: Envelope) -> Frame:
+        p = env.payload
+        return {
+            "id": p["pin_id"],
+            "user_id": env.user_id,
+            "name": p["display_name"],
+            "text": p["text"],
+            "amount_minor": p["amount_minor"],
+            "currency": p["currency"],
+            "pinned_at": env.occurred_at.isoformat(),
+            "expires_at": datetime.fromisoformat(p["expires_at"]).isoformat(),
+        }
 
     def _role(self, channel_id: str, user_id: str) -> Role:
         with self.chat.sessions() as session:

@@ -118,5 +118,22 @@ class Hub:
                 sent += 1
         return sent
 
+    def broadcast_message(self, channel_id: str, frame: Frame) -> int:
+        """A chat message with the per-recipient `friend` flag: true for sockets whose user is a friend
+        of the author (their friend ids sit in `extra["friends"]`, fetched at join). Two encodings at
+        most, so the fan-out still serialises once per variant, not once per socket."""
+        author = frame.get("user_id")
+        plain = json.dumps({**frame, "friend": False}, ensure_ascii=False)
+        friendly: str | None = None
+        sent = 0
+        for conn in list(self.rooms.get(channel_id, ())):
+            if author and author in conn.extra.get("friends", ()):
+                friendly = friendly or json.dumps({**frame, "friend": True}, ensure_ascii=False)
+                conn.send(friendly)
+            else:
+                conn.send(plain)
+            sent += 1
+        return sent
+
     def of_user(self, channel_id: str, user_id: str) -> list[Connection]:
         return [c for c in self.rooms.get(channel_id, ()) if c.user_id == user_id]

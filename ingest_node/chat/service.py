@@ -17,22 +17,31 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ingest_node.audit import audit
+from ingest_node.chat.friends import FriendsClient
 from ingest_node.chat.hub import Connection, Frame, Hub
 from ingest_node.chat.models import (
+    ChatAddressBlock,
     ChatChannelSettings,
+    ChatEmote,
     ChatMessage,
     ChatRestriction,
     ChatRole,
+    ChatSeenAddress,
     MessageStatus,
 )
+from ingest_node.chat.pins import active_pins
 from ingest_node.models import Channel
+from ingest_node.money.models import Subscription
 from ingest_node.outbox import enqueue
+from services.chat import emotes
 from services.chat.automod import Action, AutoMod, AutoModConfig, Rule, SlidingWindow, Verdict
 from services.chat.commands import REQUIRES, Command, Verb
-from services.chat.messages import is_emote_only, mentions
+from services.chat.emotes import Catalogue, ContentError, Emote
+from services.chat.messages import mentions
 from services.chat.roles import Permission, Rank, Role, can, effective_role, may_act_on, rank
 from services.chat.tokens import UserClaims
 from services.events import (
@@ -45,8 +54,10 @@ from services.events import (
 )
 from services.ids import new_id
 from services.settings import Settings
+from services.subscriptions import TIER_RANK, SubStatus
 
 AUTOMOD_ACTOR = "automod"
+_TIER_RANK = {str(tier): n for tier, n in TIER_RANK.items()}
 CLOSE_BANNED = 4003
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_UNKNOWN_CHANNEL = 4404
@@ -84,6 +95,19 @@ class Context:
     role: Role
     restriction: ChatRestriction | None
     settings: ChatChannelSettings
+    tier: int = 0  # subscription tier 0..3: the stored chat tier or an active paid subscription
+    address_blocked: bool = False  # the socket's address fingerprint is blocked by an /ipban
+    pins: list[Frame] = field(default_factory=list)  # boosted messages pinned now (join_state only)
+
+
+class MessageKind:
+    CHAT = "chat"
+    STICKER = "sticker"
+    DONATION = "donation"
+    SUBSCRIPTION = "subscription"
+
+
+HIGHLIGHTED = frozenset({MessageKind.DONATION, MessageKind.SUBSCRIPTION})
 
 
 def _now() -> datetime:
@@ -91,16 +115,26 @@ def _now() -> datetime:
 
 
 def message_frame(msg: ChatMessage, role: Role | str) -> Frame:
-    return {
+    """A message as clients get it: `tokens` (text and emotes) to render, `kind` and `highlight` for
+    donation and subscription messages, `sticker` for sticker messages, `meta` for the money details."""
+    meta: dict[str, Any] = json.loads(msg.meta) if msg.meta else {}
+    kind = msg.kind or MessageKind.CHAT
+    frame: Frame = {
         "type": "message",
         "id": msg.message_id,
         "user_id": msg.user_id,
         "name": msg.display_name,
         "role": str(role),
         "text": msg.text,
-        "mentions": mentions(msg.text),
+        "kind": kind,
+        "tokens": meta.pop("tokens", None) or [{"t": "text", "v": msg.text}],
+        "mentions": mentions(msg.text) if kind == MessageKind.CHAT else [],
+        "highlight": kind in HIGHLIGHTED,
         "at": msg.created_at.isoformat(),
     }
+    if meta:
+        frame["meta"] = meta
+    return frame
 
 
 def modes_of(row: ChatChannelSettings) -> Frame:
@@ -117,6 +151,7 @@ class ChatService:
         self.flood = SlidingWindow(settings.chat_flood_messages, settings.chat_flood_seconds)
         self._last_post: dict[tuple[str, str], float] = {}
         self._automods: dict[str, tuple[str, AutoMod]] = {}
+        self.friends = FriendsClient(settings)
 
     # ---- events ------------------------------------------------------------------------------------
 
@@ -138,7 +173,9 @@ class ChatService:
 
     # ---- state -------------------------------------------------------------------------------------
 
-    def _context(self, session: Session, channel_id: str, user_id: str | None) -> Context:
+    def _context(
+        self, session: Session, channel_id: str, user_id: str | None, ip_hash: str | None = None
+    ) -> Context:
         if session.get(Channel, channel_id) is None:
             raise ChatRefused("unknown_channel", f"channel {channel_id!r} does not exist", 404)
         settings = session.get(ChatChannelSettings, channel_id)
@@ -149,11 +186,21 @@ class ChatService:
         if user_id is None:
             return Context(Role.ANONYMOUS, None, settings)
         row = session.get(ChatRole, (channel_id, user_id))
-        role = effective_role(Role(row.role) if row else None, row.sub_tier if row else 0)
+        tier = max(row.sub_tier if row else 0, _paid_tier(session, channel_id, user_id))
+        role = effective_role(Role(row.role) if row else None, tier)
         restriction = session.get(ChatRestriction, (channel_id, user_id))
         if restriction is not None and restriction.until is not None and restriction.until <= _now():
             restriction = None  # an expired timeout
-        return Context(role, restriction, settings)
+        blocked = ip_hash is not None and session.get(ChatAddressBlock, (channel_id, ip_hash)) is not None
+        return Context(role, restriction, settings, tier, blocked)
+
+    def catalogue(self, session: Session, channel_id: str) -> Catalogue:
+        """Global emotes and stickers plus the channel's, read in the caller's transaction (so an owner's
+        change on one node applies on every node at once)."""
+        own = session.execute(sa.select(ChatEmote).where(ChatEmote.channel_id == channel_id)).scalars()
+        return Catalogue.with_channel(
+            Emote(r.code, r.url, r.min_tier, emotes.Kind(r.kind), "channel") for r in own
+        )
 
     def _settings_row(self, session: Session, channel_id: str) -> ChatChannelSettings:
         row = session.get(ChatChannelSettings, channel_id)
@@ -171,10 +218,14 @@ class ChatService:
             self._automods[channel_id] = cached
         return cached[1]
 
-    def join_state(self, channel_id: str, user_id: str | None) -> tuple[Context, list[Frame]]:
-        """The user's role, restriction and channel modes, and the last N visible messages."""
+    def join_state(
+        self, channel_id: str, user_id: str | None, ip_hash: str | None = None
+    ) -> tuple[Context, list[Frame]]:
+        """The user's role, restriction and channel modes, and the last N visible messages.
+
+        A signed-in user's address fingerprint is remembered, so an /ipban on any node can block it."""
         with self.sessions() as session:
-            ctx = self._context(session, channel_id, user_id)
+            ctx = self._context(session, channel_id, user_id, ip_hash)
             rows = session.execute(
                 sa.select(ChatMessage)
                 .where(ChatMessage.channel_id == channel_id, ChatMessage.status == MessageStatus.VISIBLE)
@@ -182,28 +233,75 @@ class ChatService:
                 .limit(self.settings.chat_history_size)
             ).scalars()
             history = [message_frame(m, "") for m in reversed(list(rows))]
+            ctx.pins = [p.frame() for p in active_pins(session, channel_id)]
+        if user_id is not None and ip_hash is not None:
+            self._remember_address(channel_id, user_id, ip_hash)
         return ctx, history
+
+    def _remember_address(self, channel_id: str, user_id: str, ip_hash: str) -> None:
+        """Upsert the user's last address fingerprint; two joins racing (a reconnect storm) both win."""
+        try:
+            with self.sessions() as session, session.begin():
+                seen = session.get(ChatSeenAddress, (channel_id, user_id))
+                if seen is None:
+                    session.add(ChatSeenAddress(channel_id=channel_id, user_id=user_id, ip_hash=ip_hash))
+                else:
+                    seen.ip_hash, seen.seen_at = ip_hash, _now()
+        except IntegrityError:
+            pass  # a concurrent join of the same user inserted the row first
 
     # ---- posting -----------------------------------------------------------------------------------
 
-    async def post(self, conn: Connection, text: str) -> None:
+    async def post(self, conn: Connection, text: str, sticker: str | None = None) -> None:
+        """A chat line, or (with `sticker`) a sticker message; `text` is then ignored."""
         if conn.claims is None:
             raise ChatRefused("sign_in_required", "sign in to write in the chat", 401)
         async with self.hub.lock(conn.channel_id):
-            effects = await asyncio.to_thread(self._post_sync, conn.channel_id, conn.claims, text)
+            effects = await asyncio.to_thread(
+                self._post_sync, conn.channel_id, conn.claims, text, sticker, conn.extra.get("ip_hash")
+            )
             self.apply(conn.channel_id, effects, sender=conn)
 
-    def _post_sync(self, channel_id: str, claims: UserClaims, text: str) -> Effects:
+    def _post_sync(
+        self,
+        channel_id: str,
+        claims: UserClaims,
+        text: str,
+        sticker: str | None = None,
+        ip_hash: str | None = None,
+    ) -> Effects:
         with self.sessions() as session, session.begin():
-            ctx = self._context(session, channel_id, claims.user_id)
+            ctx = self._context(session, channel_id, claims.user_id, ip_hash)
             _refuse_restricted(ctx.restriction)
+            if ctx.address_blocked:
+                raise ChatRefused(
+                    "address_blocked", "writing from your network address is blocked in this chat", 403
+                )
             role = ctx.role
             if not can(role, Permission.SEND):
                 raise ChatRefused("forbidden", "you may not write in this chat", 403)
             if ctx.settings.subs_only and not can(role, Permission.SEND_IN_SUBONLY):
                 raise ChatRefused("subs_only", "the chat is in subscribers-only mode", 403)
-            if ctx.settings.emote_only and rank(role) < Rank.MODERATOR and not is_emote_only(text):
-                raise ChatRefused("emote_only", "the chat is in emote-only mode: emotes only", 403)
+            catalogue = self.catalogue(session, channel_id)
+            tier = emotes.MAX_TIER if can(role, Permission.USE_ALL_EMOTES) else ctx.tier
+            meta: dict[str, Any]
+            try:
+                if sticker is not None:
+                    found = catalogue.sticker(sticker, tier)
+                    kind, text = MessageKind.STICKER, f":{found.code}:"
+                    meta = {"sticker": {"code": found.code, "url": found.url}}
+                    tokens = [{"t": "sticker", "code": found.code, "url": found.url}]
+                else:
+                    kind, tokens = MessageKind.CHAT, emotes.tokenise(text, catalogue, tier)
+                    meta = {}
+            except ContentError as exc:
+                raise ChatRefused(exc.code, exc.detail, exc.status, **exc.extra) from None
+            meta["tokens"] = tokens
+            emote_only = kind == MessageKind.STICKER or emotes.is_emote_only(tokens)
+            if ctx.settings.emote_only and rank(role) < Rank.MODERATOR and not emote_only:
+                raise ChatRefused(
+                    "emote_only", "the chat is in emote-only mode: emotes from this chat's list only", 403
+                )
             now = time.monotonic()
             key = (channel_id, claims.user_id)
             if not can(role, Permission.BYPASS_RATE_LIMIT):
@@ -226,7 +324,7 @@ class ChatService:
                         retry_after=round(slow - (now - last), 2),
                     )
             verdict: Verdict | None = None
-            if not can(role, Permission.BYPASS_AUTOMOD):
+            if not can(role, Permission.BYPASS_AUTOMOD) and kind == MessageKind.CHAT:
                 skip = frozenset({Rule.LINKS}) if can(role, Permission.POST_LINKS) else frozenset()
                 automod = self._automod(channel_id, ctx.settings.automod)
                 verdict = automod.evaluate(text, user=claims.user_id, now=now, skip=skip)
@@ -242,6 +340,8 @@ class ChatService:
                 status=status,
                 rule=verdict.rule if verdict else None,
                 created_at=_now(),
+                kind=kind,
+                meta=json.dumps(meta, ensure_ascii=False),
             )
             session.add(msg)
             self._last_post[key] = now
@@ -253,6 +353,7 @@ class ChatService:
                     text=text,
                     status=status,
                     rule=msg.rule,
+                    kind=kind,
                 ),
                 channel_id,
                 claims.user_id,
@@ -337,21 +438,37 @@ class ChatService:
                 raise ChatRefused("forbidden", f"your role ({ctx.role}) may not use /{cmd.verb}", 403)
             effects = Effects()
             verb = cmd.verb
-            if verb in (Verb.TIMEOUT, Verb.BAN, Verb.UNBAN, Verb.MOD, Verb.UNMOD):
+            if verb in (Verb.TIMEOUT, Verb.BAN, Verb.IPBAN, Verb.UNBAN, Verb.MOD, Verb.UNMOD):
                 assert cmd.target is not None
                 target = self._resolve_user(session, channel_id, cmd.target)
                 target_role = self._context(session, channel_id, target).role
                 if target == actor.user_id or not may_act_on(ctx.role, target_role):
                     raise ChatRefused("forbidden", f"you may not /{verb} {target} ({target_role})", 403)
-                if verb in (Verb.TIMEOUT, Verb.BAN):
+                if verb in (Verb.TIMEOUT, Verb.BAN, Verb.IPBAN):
                     self._restrict(
                         session, effects, channel_id, actor.user_id, target, verb, cmd.seconds, cmd.reason
                     )
+                    if verb is Verb.IPBAN:
+                        effects.result["blocked_addresses"] = self._block_addresses(
+                            session, channel_id, actor.user_id, target
+                        )
                 elif verb is Verb.UNBAN:
                     restriction = session.get(ChatRestriction, (channel_id, target))
-                    if restriction is None:
+                    lifted = (
+                        session.execute(  # an /ipban's address blocks are lifted too
+                            sa.select(ChatAddressBlock).where(
+                                ChatAddressBlock.channel_id == channel_id, ChatAddressBlock.user_id == target
+                            )
+                        )
+                        .scalars()
+                        .all()
+                    )
+                    for block in lifted:
+                        session.delete(block)
+                    if restriction is None and not lifted:
                         raise ChatRefused("not_restricted", f"{target} is neither banned nor timed out", 409)
-                    session.delete(restriction)
+                    if restriction is not None:
+                        session.delete(restriction)
                     self._moderation(session, "unban", channel_id, actor.user_id, target_user_id=target)
                 else:
                     new_role = Role.MODERATOR if verb is Verb.MOD else Role.VIEWER
@@ -363,7 +480,7 @@ class ChatService:
                     role_row.updated_at = _now()
                     effects.roles[target] = effective_role(new_role, role_row.sub_tier)
                     self._moderation(session, str(verb), channel_id, actor.user_id, target_user_id=target)
-                effects.result = {"ok": True, "command": str(verb), "target": target}
+                effects.result = {"ok": True, "command": str(verb), "target": target, **effects.result}
             elif verb in (Verb.SLOW, Verb.SUBONLY, Verb.EMOTEONLY):
                 modes_row = self._settings_row(session, channel_id)
                 if verb is Verb.SLOW:
@@ -436,7 +553,8 @@ class ChatService:
         if row is None:
             row = ChatRestriction(channel_id=channel_id, user_id=target)
             session.add(row)
-        row.kind, row.until, row.reason, row.actor, row.created_at = str(verb), until, reason, actor, _now()
+        kind = str(Verb.BAN if verb is Verb.IPBAN else verb)  # an /ipban is a ban plus address blocks
+        row.kind, row.until, row.reason, row.actor, row.created_at = kind, until, reason, actor, _now()
         hidden = list(
             session.execute(
                 sa.select(ChatMessage.message_id).where(
@@ -473,6 +591,24 @@ class ChatService:
             else "you are banned from this chat",
         }
         (effects.mute if until else effects.kick).append((target, notice))
+
+    def _block_addresses(self, session: Session, channel_id: str, actor: str, target: str) -> int:
+        """Block the address fingerprints the user chatted from here (recorded at every join, on any
+        node). Only keyed fingerprints exist; raw addresses never do."""
+        hashes = {
+            h
+            for h in session.execute(
+                sa.select(ChatSeenAddress.ip_hash).where(
+                    ChatSeenAddress.channel_id == channel_id, ChatSeenAddress.user_id == target
+                )
+            ).scalars()
+        }
+        for ip_hash in sorted(hashes):
+            if session.get(ChatAddressBlock, (channel_id, ip_hash)) is None:
+                session.add(
+                    ChatAddressBlock(channel_id=channel_id, ip_hash=ip_hash, user_id=target, actor=actor)
+                )
+        return len(hashes)
 
     # ---- held messages -----------------------------------------------------------------------------
 
@@ -550,11 +686,78 @@ class ChatService:
                 entity=f"chat:{channel_id}",
             )
 
+    # ---- emotes and stickers of the channel ------------------------------------------------------
+
+    def set_emote(
+        self, channel_id: str, actor: UserClaims, kind: emotes.Kind, code: str, url: str, min_tier: int
+    ) -> dict[str, Any]:
+        """Add or replace a channel emote or sticker (the owner only); global names cannot be shadowed."""
+        emotes.check_code(code), emotes.check_url(url), emotes.check_tier(min_tier)
+        with self.sessions() as session, session.begin():
+            ctx = self._context(session, channel_id, actor.user_id)
+            if not can(ctx.role, Permission.MANAGE_EMOTES):
+                raise ChatRefused("forbidden", "only the channel owner manages its emotes and stickers", 403)
+            global_emotes, global_stickers = emotes.global_catalogue()
+            if code in (global_emotes if kind is emotes.Kind.EMOTE else global_stickers):
+                raise ChatRefused("name_taken", f"{code} is a global {kind}; pick another name", 409)
+            row = session.get(ChatEmote, (channel_id, str(kind), code))
+            before = f"tier {row.min_tier}" if row else None
+            if row is None:
+                row = ChatEmote(channel_id=channel_id, kind=str(kind), code=code, created_by=actor.user_id)
+                session.add(row)
+            row.url, row.min_tier, row.updated_at = url, min_tier, _now()
+            audit(
+                session,
+                actor=f"user:{actor.user_id}",
+                action=f"chat.{kind}",
+                entity=f"chat:{channel_id}:{code}"[:128],
+                status_before=before,
+                status_after=f"tier {min_tier}",
+            )
+        return {"kind": str(kind), "code": code, "url": url, "min_tier": min_tier, "scope": "channel"}
+
+    def delete_emote(self, channel_id: str, actor: UserClaims, kind: emotes.Kind, code: str) -> None:
+        emotes.check_code(code)
+        with self.sessions() as session, session.begin():
+            ctx = self._context(session, channel_id, actor.user_id)
+            if not can(ctx.role, Permission.MANAGE_EMOTES):
+                raise ChatRefused("forbidden", "only the channel owner manages its emotes and stickers", 403)
+            row = session.get(ChatEmote, (channel_id, str(kind), code))
+            if row is None:
+                raise ChatRefused(f"unknown_{kind}", f"this channel has no {kind} {code!r}", 404)
+            session.delete(row)
+            audit(
+                session,
+                actor=f"user:{actor.user_id}",
+                action=f"chat.{kind}",
+                entity=f"chat:{channel_id}:{code}"[:128],
+                status_before=f"tier {row.min_tier}",
+                status_after="deleted",
+            )
+
+    def channel_catalogue(self, channel_id: str) -> Catalogue:
+        with self.sessions() as session:
+            self._context(session, channel_id, None)
+            return self.catalogue(session, channel_id)
+
+    def show_pin(self, channel_id: str, pin: Frame) -> None:
+        """On the event loop: push a pinned boosted message and unpin it when it expires (every node
+        does this for every pin, from the `chat.pinned` event; see pins.py)."""
+        left = (datetime.fromisoformat(pin["expires_at"]) - _now()).total_seconds()
+        if left <= 0:
+            return
+        self.hub.broadcast(channel_id, {"type": "pinned", "pin": pin})
+        unpinned: Frame = {"type": "unpinned", "id": pin["id"]}
+        asyncio.get_running_loop().call_later(left, self.hub.broadcast, channel_id, unpinned)
+
     # ---- effects on sockets ------------------------------------------------------------------------
 
     def apply(self, channel_id: str, effects: Effects, sender: Connection | None = None) -> None:
         for frame in effects.broadcast:
-            self.hub.broadcast(channel_id, frame)
+            if frame.get("type") == "message":
+                self.hub.broadcast_message(channel_id, frame)
+            else:
+                self.hub.broadcast(channel_id, frame)
         for frame in effects.to_moderators:
             self.hub.broadcast(
                 channel_id, frame, only=lambda c: rank(c.extra.get("role", Role.ANONYMOUS)) >= Rank.MODERATOR
@@ -573,6 +776,20 @@ class ChatService:
             for conn in self.hub.of_user(channel_id, user_id):
                 conn.send(notice)
                 conn.close(CLOSE_BANNED, "banned from this chat")
+
+
+def _paid_tier(session: Session, channel_id: str, user_id: str) -> int:
+    """The tier of the user's subscription to the channel while its perks last (active or cancelled
+    until the period end), from the money side's `subscriptions` table: 0 when none."""
+    rows = session.execute(
+        sa.select(Subscription.tier).where(
+            Subscription.channel_id == channel_id,
+            Subscription.subscriber_id == user_id,
+            Subscription.status.in_([SubStatus.ACTIVE, SubStatus.CANCELLED]),
+            Subscription.period_end > _now(),
+        )
+    ).scalars()
+    return max((_TIER_RANK.get(t, 0) for t in rows), default=0)
 
 
 def _refuse_restricted(restriction: ChatRestriction | None) -> None:
@@ -594,6 +811,7 @@ def _status_after(verb: str, fields: dict[str, Any]) -> str | None:
     return {
         "timeout": "timed_out",
         "ban": "banned",
+        "ipban": "banned",
         "unban": "active",
         "mod": "moderator",
         "unmod": "viewer",
@@ -612,8 +830,14 @@ def parse_frame(raw: str) -> dict[str, Any]:
         raise ChatRefused(
             "bad_frame", 'frames are JSON objects like {"type": "send", "text": "hi"}'
         ) from None
-    if not isinstance(data, dict) or data.get("type") not in ("send", "ping"):
-        raise ChatRefused("bad_frame", 'unknown frame type; use {"type": "send", "text": ...} or ping')
+    if not isinstance(data, dict) or data.get("type") not in ("send", "sticker", "ping"):
+        raise ChatRefused(
+            "bad_frame",
+            'unknown frame type; use {"type": "send", "text": ...}, {"type": "sticker", '
+            '"sticker": "<id>"} or ping',
+        )
     if data["type"] == "send" and not isinstance(data.get("text"), str):
         raise ChatRefused("bad_frame", "a send frame needs a string `text`")
+    if data["type"] == "sticker" and not isinstance(data.get("sticker"), str):
+        raise ChatRefused("bad_frame", "a sticker frame needs a string `sticker` (a catalogue id)")
     return data

@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, WebSocket, WebSocketDisconnect, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, field_validator
 
 from ingest_node.audit import audit
 from ingest_node.chat.hub import Connection
 from ingest_node.chat.models import ChatRole
+from ingest_node.chat.pins import active_pins
 from ingest_node.chat.service import (
     CLOSE_BANNED,
     CLOSE_UNAUTHORIZED,
@@ -30,6 +31,9 @@ from ingest_node.chat.service import (
 )
 from ingest_node.deps import AdminDep, SessionDep, SettingsDep
 from ingest_node.models import Channel
+from ingest_node.money.donation_rules import fingerprint
+from ingest_node.money.edge_guard import client_ip
+from services.chat import emotes
 from services.chat.automod import AutoModConfig
 from services.chat.commands import CommandError, is_command, parse
 from services.chat.messages import MAX_FRAME_BYTES, MessageRejected, decode_frame, sanitise
@@ -37,7 +41,9 @@ from services.chat.roles import Role
 from services.chat.tokens import HmacTokens, TokenError, UserClaims
 
 router = APIRouter(tags=["chat"])
-PAGE = (Path(__file__).resolve().parent.parent / "chat" / "static" / "chat.html").read_text(encoding="utf-8")
+STATIC = Path(__file__).resolve().parent.parent / "chat" / "static"
+PAGE = (STATIC / "chat.html").read_text(encoding="utf-8")
+EMOTE_FILE = re.compile(r"^[a-z0-9_\-]{1,64}\.(svg|png|webp|gif)$")
 USER_ID = re.compile(r"^[\w.\-]{1,64}$")
 
 
@@ -179,6 +185,65 @@ def configure_automod(channel_id: str, body: AutoModConfig, chat: ChatDep, user:
     return body
 
 
+# ---- emotes, stickers and pins ---------------------------------------------------------------------
+
+
+class EmoteIn(BaseModel):
+    url: str = Field(max_length=emotes.MAX_URL_CHARS, examples=["https://cdn.example/emotes/pog.png"])
+    min_tier: int = Field(0, ge=0, le=emotes.MAX_TIER, description="0 everyone, 1..3 subscribers")
+
+
+@router.get("/api/v1/chat/{channel_id}/emotes")
+def catalogue(channel_id: str, chat: ChatDep) -> Any:
+    """Public: the global and channel emotes and stickers (clients need no other catalogue)."""
+    try:
+        return chat.channel_catalogue(channel_id).public()
+    except ChatRefused as exc:
+        return _refused(exc)
+
+
+def _content_call(call: Any) -> Any:
+    try:
+        return call()
+    except emotes.ContentError as exc:
+        return JSONResponse({"detail": exc.detail, "code": exc.code, **exc.extra}, status_code=exc.status)
+    except ChatRefused as exc:
+        return _refused(exc)
+
+
+def _emote_routes(collection: str, kind: emotes.Kind) -> None:
+    """PUT/DELETE `/api/v1/chat/{channel}/emotes/{code}` and `.../stickers/{code}` (the owner only)."""
+
+    @router.put(f"/api/v1/chat/{{channel_id}}/{collection}/{{code}}", name=f"set_{kind}")
+    def put(channel_id: str, code: str, body: EmoteIn, chat: ChatDep, user: UserDep) -> Any:
+        return _content_call(lambda: chat.set_emote(channel_id, user, kind, code, body.url, body.min_tier))
+
+    @router.delete(f"/api/v1/chat/{{channel_id}}/{collection}/{{code}}", name=f"delete_{kind}")
+    def delete(channel_id: str, code: str, chat: ChatDep, user: UserDep) -> Any:
+        answer = _content_call(lambda: chat.delete_emote(channel_id, user, kind, code))
+        return answer if answer is not None else Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_emote_routes("emotes", emotes.Kind.EMOTE)
+_emote_routes("stickers", emotes.Kind.STICKER)
+
+
+@router.get("/api/v1/chat/{channel_id}/pins")
+def pins(channel_id: str, session: SessionDep) -> Any:
+    """Public: the boosted messages pinned now (overlays poll this; sockets get them pushed)."""
+    if session.get(Channel, channel_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"channel {channel_id!r} does not exist")
+    return {"channel_id": channel_id, "pins": [p.frame() for p in active_pins(session, channel_id)]}
+
+
+@router.get("/chat/emotes/{name}", include_in_schema=False)
+def emote_image(name: str) -> FileResponse:
+    """The global emote images; names are checked so nothing outside the folder is ever served."""
+    if not EMOTE_FILE.match(name) or not (STATIC / "emotes" / name).is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such emote image")
+    return FileResponse(STATIC / "emotes" / name, headers={"Cache-Control": "public, max-age=86400"})
+
+
 @router.get("/api/v1/chat/{channel_id}/messages")
 def history(channel_id: str, chat: ChatDep) -> Any:
     try:
@@ -198,7 +263,7 @@ def chat_page(channel_id: str) -> HTMLResponse:
         PAGE,
         headers={
             "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self' ws: wss:"
+            "style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' https:"
         },
     )
 
@@ -216,9 +281,12 @@ async def chat_socket(websocket: WebSocket, channel_id: str) -> None:
             await websocket.send_json({"type": "error", "code": "unauthorized", "detail": exc.reason})
             await websocket.close(CLOSE_UNAUTHORIZED, exc.reason)
             return
+    settings = chat.settings
+    peer = websocket.client.host if websocket.client else None
+    ip_hash = fingerprint(client_ip(peer, websocket.headers.get("x-forwarded-for"), settings), settings)
     try:
         ctx, history_frames = await asyncio.to_thread(
-            chat.join_state, channel_id, claims.user_id if claims else None
+            chat.join_state, channel_id, claims.user_id if claims else None, ip_hash
         )
     except ChatRefused as exc:
         await websocket.send_json(exc.frame())
@@ -235,18 +303,26 @@ async def chat_socket(websocket: WebSocket, channel_id: str) -> None:
         )
         await websocket.close(CLOSE_BANNED, "banned from this chat")
         return
+    friends = await chat.friends.friends_of(claims.user_id) if claims else frozenset()
     conn = chat.hub.connection(websocket, channel_id, claims)
     conn.extra["role"] = ctx.role
+    conn.extra["ip_hash"] = ip_hash
+    conn.extra["friends"] = friends
     conn.send(
         {
             "type": "hello",
             "channel_id": channel_id,
             "role": str(ctx.role),
+            "tier": ctx.tier,
             "modes": modes_of(ctx.settings),
             "user": {"id": claims.user_id, "name": claims.display_name} if claims else None,
+            "address_blocked": ctx.address_blocked,  # may read, may not write (an /ipban)
         }
     )
+    for frame in history_frames:
+        frame["friend"] = frame["user_id"] in friends
     conn.send({"type": "history", "messages": history_frames})
+    conn.send({"type": "pins", "pins": ctx.pins})
     chat.hub.join(conn)
     try:
         await _read_loop(chat, conn)
@@ -273,6 +349,9 @@ async def _read_loop(chat: ChatService, conn: Connection) -> None:
             frame = parse_frame(raw)
             if frame["type"] == "ping":
                 conn.send({"type": "pong"})
+                continue
+            if frame["type"] == "sticker":
+                await chat.post(conn, "", sticker=frame["sticker"][:64])
                 continue
             text = sanitise(frame["text"], chat.settings.chat_max_message_chars)
             if is_command(text):

@@ -20,6 +20,7 @@ _USER = re.compile(r"^@?([\w.\-]{1,64})$")
 class Verb(StrEnum):
     TIMEOUT = "timeout"
     BAN = "ban"
+    IPBAN = "ipban"  # a ban that also blocks the user's address fingerprint from writing
     UNBAN = "unban"
     SLOW = "slow"
     SUBONLY = "subonly"
@@ -34,6 +35,7 @@ class Verb(StrEnum):
 REQUIRES: dict[Verb, Permission] = {
     Verb.TIMEOUT: Permission.TIMEOUT,
     Verb.BAN: Permission.BAN,
+    Verb.IPBAN: Permission.BAN,
     Verb.UNBAN: Permission.BAN,
     Verb.SLOW: Permission.SET_MODES,
     Verb.SUBONLY: Permission.SET_MODES,
@@ -61,6 +63,7 @@ class Command:
 USAGE: dict[Verb, str] = {
     Verb.TIMEOUT: "/timeout <user> <seconds> [reason]",
     Verb.BAN: "/ban <user> [reason]",
+    Verb.IPBAN: "/ipban <user> [reason]",
     Verb.UNBAN: "/unban <user>",
     Verb.SLOW: "/slow <seconds>|off",
     Verb.SUBONLY: "/subonly [on|off]",
@@ -108,7 +111,7 @@ def parse(text: str) -> Command:
         if not 1 <= seconds <= MAX_TIMEOUT_SECONDS:
             raise CommandError(f"a timeout lasts 1 to {MAX_TIMEOUT_SECONDS} seconds")
         return Command(verb, _user(arg1, verb), seconds=seconds, reason=" ".join(args[2:])[:200])
-    if verb is Verb.BAN:
+    if verb in (Verb.BAN, Verb.IPBAN):
         return Command(verb, _user(arg1, verb), reason=" ".join(args[1:])[:200])
     if verb in (Verb.UNBAN, Verb.MOD, Verb.UNMOD):
         if len(args) != 1:

@@ -34,6 +34,8 @@ class Permission(StrEnum):
     REVIEW_HELD = "review_held"
     MANAGE_MODERATORS = "manage_moderators"
     CONFIGURE_AUTOMOD = "configure_automod"
+    MANAGE_EMOTES = "manage_emotes"
+    USE_ALL_EMOTES = "use_all_emotes"  # the owner uses the channel's subscriber emotes of every tier
 
 
 class Rank(IntEnum):
@@ -67,7 +69,7 @@ MATRIX: dict[Role, frozenset[Permission]] = {
     Role.SUBSCRIBER: _SUBSCRIBER,
     Role.VIP: _VIP,
     Role.MODERATOR: _MODERATOR,
-    Role.OWNER: _MODERATOR | {P.MANAGE_MODERATORS, P.CONFIGURE_AUTOMOD},
+    Role.OWNER: _MODERATOR | {P.MANAGE_MODERATORS, P.CONFIGURE_AUTOMOD, P.MANAGE_EMOTES, P.USE_ALL_EMOTES},
 }
 
 

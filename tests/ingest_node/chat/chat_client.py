@@ -34,9 +34,13 @@ def set_role(node: Node, channel_id: str, user_id: str, role: str, sub_tier: int
 class Client:
     """One chat socket; `frames` keeps everything received, `wait` reads until a frame matches."""
 
-    def __init__(self, node: Node, channel_id: str, tok: str | None = None) -> None:
+    def __init__(
+        self, node: Node, channel_id: str, tok: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         url = node.url.replace("http", "ws") + f"/ws/chat/{channel_id}" + (f"?token={tok}" if tok else "")
-        self.ws: ClientConnection = connect(url, open_timeout=WAIT_SECONDS, max_size=2**24).__enter__()
+        self.ws: ClientConnection = connect(
+            url, open_timeout=WAIT_SECONDS, max_size=2**24, additional_headers=headers
+        ).__enter__()
         self.frames: list[dict[str, Any]] = []
         self.hello = self.wait(lambda f: f["type"] == "hello")
         self.history = self.wait(lambda f: f["type"] == "history")["messages"]
@@ -58,6 +62,9 @@ class Client:
             if match(received):
                 return received
             self.frames.append(received)
+
+    def sticker(self, sticker: object) -> None:
+        self.ws.send(json.dumps({"type": "sticker", "sticker": sticker}))
 
     def message(self, text: str) -> dict[str, Any]:
         return self.wait(lambda f: f["type"] == "message" and f["text"] == text)

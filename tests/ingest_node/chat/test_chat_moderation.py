@@ -134,8 +134,14 @@ def test_modes_slow_subonly_emoteonly(chat_node: Node) -> None:
         command(chat_node, channel, owner_tok, "/emoteonly")
         subscriber.send("words")
         assert subscriber.error("emote_only")
-        subscriber.send(":kappa: 🎉")
-        assert subscriber.message(":kappa: 🎉")
+        subscriber.send(":kappa: 🎉")  # looks like an emote, but is not in this chat's catalogue
+        assert subscriber.error("emote_only")
+        subscriber.send(":wave: 🎉")
+        assert subscriber.message(":wave: 🎉")["tokens"][0] == {
+            "t": "emote",
+            "code": "wave",
+            "url": "/chat/emotes/wave.svg",
+        }
 
 
 def test_delete_and_clear(chat_node: Node) -> None:

@@ -6,15 +6,17 @@ each has its own node_id, so each delivers the other's events from the `chat` to
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from ingest_node.chat.pins import pin_boosted
 from services.settings import Settings
 from tests.conftest import free_port
 from tests.ingest_node.chat.chat_client import Client, command, set_role, token
-from tests.ingest_node.live_node import WAIT_SECONDS, Node, ServerThread, running_node
+from tests.ingest_node.live_node import WAIT_SECONDS, Node, ServerThread, donate, running_node
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 
@@ -102,3 +104,36 @@ def test_a_timeout_on_b_mutes_the_user_on_a_and_modes_cross_nodes(node_a: Node, 
         chatty.send("am I muted?")
         assert chatty.error("timed_out")["until"] == notice["until"]
         chatty.ping()  # still connected, read-only
+
+
+def test_pins_and_donation_highlights_show_once_on_every_node(node_a: Node, node_b: Node) -> None:
+    """Both come from the bus on every node (the origin included): one frame per socket, one history row."""
+    channel = node_a.new_channel()
+    with Client(node_a, channel) as on_a, Client(node_b, channel) as on_b:
+        with node_a.sessions() as session, session.begin():
+            pin = pin_boosted(
+                session,
+                node_a.settings,
+                channel_id=channel,
+                user_id=None,
+                display_name="Booster",
+                text="pinned across nodes",
+                amount_minor=30_000,
+                currency="RUB",
+                seconds=600,
+                event_id=f"boost-{uuid.uuid4().hex}",
+            )
+        for client in (on_a, on_b):
+            assert client.wait(lambda f: f["type"] == "pinned")["pin"]["id"] == pin.pin_id
+        answer = donate(node_b, channel, message="gg from node b", donor_name="Donor")
+        assert answer.status_code == 201, answer.text
+        for client in (on_a, on_b):
+            seen = client.wait(lambda f: f["type"] == "message" and f["kind"] == "donation")
+            assert (seen["text"], seen["name"], seen["highlight"]) == ("gg from node b", "Donor", True)
+        for client in (on_a, on_b):
+            client.ping()
+            assert not [f for f in client.frames if f["type"] == "pinned" or f.get("kind") == "donation"]
+    kinds = node_a.column("SELECT kind FROM chat_messages WHERE channel_id = :c", c=channel)
+    assert kinds == ["donation"]
+    with Client(node_b, channel) as late:
+        assert [p["id"] for p in late.wait(lambda f: f["type"] == "pins")["pins"]] == [pin.pin_id]
