@@ -5,6 +5,10 @@ first hex digits of an unsalted, domain-separated SHA-256) so a publish finds it
 index instead of hashing every channel's key. The key has 256 random bits, so neither the tag nor the
 digest helps anyone guess it. A broadcast is one live session of a channel, from the first accepted
 publish to the end of the reconnect grace period; its events carry its id.
+
+`ChannelMedia` (created by `0002_channel_media`) holds a channel's media choices: latency level (segment
+length), quality preset (ladder), codec and segment format. A channel without a row uses the node's
+defaults (EFIR_HLS_SEGMENT_SECONDS, EFIR_STREAM_QUALITY_PRESET, H.264, TS).
 """
 
 from __future__ import annotations
@@ -44,3 +48,19 @@ class Broadcast(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     reason: Mapped[str] = mapped_column(sa.String(300), default="")
     restarts: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+
+class ChannelMedia(Base):
+    __tablename__ = "channel_media"
+    __table_args__ = (
+        sa.CheckConstraint("codec IN ('h264', 'hevc', 'av1')", name="ck_channel_media_codec"),
+        sa.CheckConstraint(
+            "segment_format IS NULL OR segment_format IN ('ts', 'fmp4')", name="ck_channel_media_format"
+        ),
+    )
+    channel_id: Mapped[str] = mapped_column(sa.ForeignKey("channels.channel_id"), primary_key=True)
+    latency_level: Mapped[int] = mapped_column(sa.Integer)
+    quality_preset: Mapped[str] = mapped_column(sa.String(16))
+    codec: Mapped[str] = mapped_column(sa.String(8), default="h264")
+    segment_format: Mapped[str | None] = mapped_column(sa.String(8), nullable=True)  # None: automatic
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest_node.ingest import channel_media
+from ingest_node.ingest.channel_media import MediaConfig
 from ingest_node.ingest.flv import FlvFramer
 from ingest_node.ingest.keys import StreamKeyRedactor, redact
 from ingest_node.ingest.lifecycle import LifecycleRecorder
@@ -86,12 +88,21 @@ class LiveStream:
     ended: bool = False
     grace: asyncio.Task[None] | None = None
     manager: StreamManager | None = None
+    media: MediaConfig | None = None  # read when the broadcast starts; kept across reconnects
 
     async def feed(self, kind: int, timestamp: int, payload: bytes, source: RtmpConnection) -> None:
         """One RTMP audio/video/data message from the publisher, framed as FLV for the worker."""
         if source is not self.publisher or self.ended:
             return
+        changes = self.framer.video_changes
         data = self.framer.frame(kind, timestamp, payload)
+        if self.framer.video_changes != changes:
+            log.info(
+                "channel %s: the publisher sent a new video configuration mid-stream (a resolution or "
+                "encoder change); broadcast %s continues with it",
+                self.channel_id,
+                self.broadcast_id,
+            )
         handle = self.worker
         if data and handle is not None and not handle.broken and self.manager is not None:
             await self.manager.write(handle, data)
@@ -153,6 +164,7 @@ class StreamManager:
         self.live[channel_id] = stream
         try:
             await asyncio.to_thread(_reset_dir, stream.out_dir)
+            stream.media = await asyncio.to_thread(self._media_config, channel_id)
             stream.broadcast_id = await asyncio.to_thread(self.recorder.started, channel_id)
             await self._start_worker(stream, append=False)
         except PublishRefused:
@@ -215,16 +227,28 @@ class StreamManager:
 
     # ---- workers -----------------------------------------------------------------------------------
 
+    def _media_config(self, channel_id: str) -> MediaConfig:
+        """The channel's latency level, preset, codec and segment format (its stored settings)."""
+        sessions = getattr(self.recorder, "sessions", None)
+        if sessions is None:
+            return channel_media.defaults(self.settings)
+        with sessions() as session:
+            return channel_media.load(session, self.settings, channel_id)
+
     def worker_command(self, stream: LiveStream, *, append: bool) -> list[str]:
+        media = stream.media or channel_media.defaults(self.settings)
         command = [
             sys.executable, "-m", WORKER_MODULE,
             "--channel-id", stream.channel_id,
             "--out-dir", str(stream.out_dir),
-            "--segment-seconds", f"{self.settings.hls_segment_seconds:g}",
-            "--preset", self.settings.stream_quality_preset,
+            "--segment-seconds", f"{media.segment_seconds:g}",
+            "--preset", media.quality_preset,
+            "--codec", media.codec,
             "--pipeline", self.settings.stream_pipeline,
             "--thumbnail-seconds", f"{self.settings.thumbnail_seconds:g}",
         ]  # fmt: skip
+        if media.segment_format is not None:
+            command += ["--segment-format", media.segment_format]
         if self.recordings is not None and stream.broadcast_id:
             staging = self.recordings.staging_dir(stream.channel_id, stream.broadcast_id)
             command += ["--record-dir", str(staging)]
@@ -390,6 +414,8 @@ class StreamManager:
         if self.recordings is not None and stream.broadcast_id:
             try:  # whatever the broadcast's end, what it recorded becomes a VOD
                 await asyncio.to_thread(self.recordings.finalize, stream.channel_id, stream.broadcast_id)
+            except OSError:
+                pass  # the store failed: finalize logged it and kept the staging folder for a retry
             except Exception:
                 log.exception("channel %s: recording of %s failed", stream.channel_id, stream.broadcast_id)
 

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
 
-from av.codec.context import CodecContext
+from av.codec.context import CodecContext, Flags
 from av.packet import Packet
 from av.video.frame import VideoFrame
 
 log = logging.getLogger(__name__)
+
+GLOBAL_HEADER = int(Flags.global_header)
 
 DEFAULT_CANDIDATES: dict[str, tuple[str, ...]] = {
     "h264": ("h264_nvenc", "h264_qsv", "h264_amf", "h264_vaapi", "libx264"),
@@ -54,6 +56,8 @@ class EncodeSpec:
     gop: int = 60
     speed: str = "veryfast"
     pix_fmt: str = "yuv420p"
+    global_header: bool = False  # parameter sets in extradata, not in-band (fMP4 wants them in the moov)
+    low_latency: bool = False  # no lookahead/B-frame delay: the low-latency level's 1 s segments
 
     @property
     def shape(self) -> tuple[str, int, int, Fraction]:
@@ -93,6 +97,11 @@ class LibavEncoder:
     def encode(self, frame: VideoFrame | None) -> list[Packet[Any]]:
         return list(self.ctx.encode(frame))
 
+    @property
+    def extradata(self) -> bytes:
+        """The encoder's global header (SPS/PPS, VPS, AV1 sequence header) when opened with one."""
+        return bytes(self.ctx.extradata or b"")
+
 
 def encoder_options(name: str, spec: EncodeSpec) -> dict[str, str]:
     """Per-encoder options: closed GOPs, no scene-cut keyframes (keyframes only where the pipeline forces
@@ -102,11 +111,19 @@ def encoder_options(name: str, spec: EncodeSpec) -> dict[str, str]:
         opts["maxrate"] = str(spec.maxrate)
     if spec.bufsize:
         opts["bufsize"] = str(spec.bufsize)
+    # Low latency: an encoder holding ~20 frames (lookahead, B-frames, frame threads) delays every
+    # segment's close by that much (1.3 s at 15 fps), as long as a whole low-latency segment.
+    tune = {"tune": "zerolatency"} if spec.low_latency else {}
     if name == "libx264":
-        opts.update({"preset": spec.speed, "forced-idr": "1", "x264-params": "scenecut=0:open-gop=0"})
+        opts.update({"preset": spec.speed, "forced-idr": "1", "x264-params": "scenecut=0:open-gop=0", **tune})
     elif name == "libx265":
         opts.update(
-            {"preset": spec.speed, "forced-idr": "1", "x265-params": "scenecut=0:open-gop=0:log-level=error"}
+            {
+                "preset": spec.speed,
+                "forced-idr": "1",
+                "x265-params": "scenecut=0:open-gop=0:log-level=error",
+                **tune,
+            }
         )
     elif name == "libsvtav1":
         opts.pop("maxrate", None)
@@ -114,6 +131,8 @@ def encoder_options(name: str, spec: EncodeSpec) -> dict[str, str]:
         opts.update({"preset": _SVT_PRESET.get(spec.speed, "8"), "svtav1-params": "scd=0"})
     elif name.endswith("_nvenc"):
         opts.update({"preset": _NVENC_PRESET.get(spec.speed, "p4"), "forced-idr": "1", "no-scenecut": "1"})
+        if spec.low_latency:
+            opts["zerolatency"] = "1"
     elif name.endswith("_qsv"):
         opts.update({"preset": _QSV_PRESET.get(spec.speed, spec.speed)})
     elif name.endswith("_amf"):
@@ -138,6 +157,8 @@ class LibavEncoderFactory:
         ctx.gop_size = spec.gop
         ctx.bit_rate = spec.bitrate
         ctx.thread_type = "AUTO"
+        if spec.global_header:
+            ctx.flags |= GLOBAL_HEADER
         ctx.options = {**encoder_options(self.name, spec), **self.extra_options}
         ctx.open()
         return LibavEncoder(self.name, ctx, spec.time_base)

@@ -1,4 +1,5 @@
-"""HLS output: MPEG-TS segment files and playlists, written so a reader never sees half of anything.
+"""HLS output: MPEG-TS or fMP4 (CMAF) segment files and playlists, written so a reader never sees half
+of anything.
 
 Every file (segment, media playlist, master playlist) is written under a temporary name and renamed
 into place, so a CDN or player polling the folder sees the previous version or the next, never a torn
@@ -6,11 +7,18 @@ one. Media playlists slide over a window of segments while live and get `#EXT-X-
 stream ends (or when a rendition is shed under load: its viewers then finish cleanly while new viewers
 get a master playlist without it). Segments that left the window stay on disk for one more window, as
 RFC 8216 asks, then are deleted.
+
+fMP4: each segment is muxed by its own MP4 muxer (empty moov, fragments, timestamps kept as they are,
+so every fragment's decode time continues the previous one's); the muxer's `ftyp`+`moov` is the
+rendition's init segment (`init.mp4`, written once, `#EXT-X-MAP`) and the rest (`moof`+`mdat`) is the
+`.m4s` media segment. If the init ever changes (an encoder fell back, another preset), it is written
+under a new name and the playlist maps it from that segment on, after a discontinuity.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import re
@@ -29,6 +37,14 @@ from av.stream import Stream
 
 PLAYLIST_MIME = "application/vnd.apple.mpegurl"
 SEGMENT_MIME = "video/mp2t"
+FMP4_MIME = "video/mp4"  # init segments and .m4s media segments
+# One MP4 muxer per segment: fragments from the first packet, a moov with no samples (the init segment),
+# no trailer (no mfra), and timestamps untouched so each fragment's tfdt continues the timeline.
+FMP4_OPTIONS = {
+    "movflags": "empty_moov+default_base_moof+frag_keyframe+frag_discont+skip_trailer",
+    "avoid_negative_ts": "disabled",
+    "use_editlist": "0",
+}
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -53,6 +69,7 @@ class Segment:
     program_date_time: datetime
     size: int
     discontinuity: bool = False
+    map_uri: str | None = None  # fMP4: the init segment this segment needs (EXT-X-MAP)
 
 
 @dataclass
@@ -97,9 +114,11 @@ class MediaPlaylist:
         self.write()
 
     def render(self) -> str:
+        # EXT-X-MAP in a media playlist needs protocol version 6.
+        version = 6 if any(seg.map_uri for seg in self.segments) else 3
         lines = [
             "#EXTM3U",
-            "#EXT-X-VERSION:3",
+            f"#EXT-X-VERSION:{version}",
             f"#EXT-X-TARGETDURATION:{self.target_duration}",
             f"#EXT-X-MEDIA-SEQUENCE:{self.media_sequence}",
         ]
@@ -108,9 +127,13 @@ class MediaPlaylist:
         if self.window is None and self.ended:
             lines.append("#EXT-X-PLAYLIST-TYPE:VOD")
         lines.append("#EXT-X-INDEPENDENT-SEGMENTS")
+        current_map: str | None = None
         for seg in self.segments:
             if seg.discontinuity:
                 lines.append("#EXT-X-DISCONTINUITY")
+            if seg.map_uri and seg.map_uri != current_map:
+                lines.append(f'#EXT-X-MAP:URI="{seg.map_uri}"')
+                current_map = seg.map_uri
             lines.append(f"#EXT-X-PROGRAM-DATE-TIME:{_pdt(seg.program_date_time)}")
             lines.append(f"#EXTINF:{seg.duration:.3f},")
             lines.append(seg.uri)
@@ -136,8 +159,12 @@ class MediaPlaylist:
         playlist.media_sequence = sequence
         playlist.discontinuity_sequence = int(disc_match.group(1)) if disc_match else 0
         pending: dict[str, object] = {}
+        map_uri: str | None = None
         for line in text.splitlines():
-            if line == "#EXT-X-DISCONTINUITY":
+            if line.startswith("#EXT-X-MAP:"):
+                found = re.search(r'URI="([^"]+)"', line)
+                map_uri = found.group(1) if found else None
+            elif line == "#EXT-X-DISCONTINUITY":
                 pending["disc"] = True
             elif line.startswith("#EXT-X-PROGRAM-DATE-TIME:"):
                 pending["pdt"] = datetime.fromisoformat(line.split(":", 1)[1].replace("Z", "+00:00"))
@@ -155,6 +182,7 @@ class MediaPlaylist:
                         program_date_time=when if isinstance(when, datetime) else datetime.now(UTC),
                         size=0,
                         discontinuity=bool(pending.get("disc")),
+                        map_uri=map_uri,
                     )
                 )
                 playlist._max_duration = max(playlist._max_duration, duration)
@@ -175,12 +203,16 @@ class Variant:
     width: int | None = None
     height: int | None = None
     frame_rate: Fraction | None = None
+    note: str | None = None  # a comment line above the variant (encoder and preset), for operators
 
 
 def render_master(variants: Iterable[Variant]) -> str:
-    """The master playlist: one EXT-X-STREAM-INF per active rendition, best first."""
+    """The master playlist: one EXT-X-STREAM-INF per active rendition, best first. A variant's note is
+    written as a plain comment (`# ...`, not an EXT tag), which every player ignores."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
     for v in variants:
+        if v.note:
+            lines.append(f"# {v.note}")
         attrs = [f"BANDWIDTH={v.bandwidth}", f"AVERAGE-BANDWIDTH={v.average_bandwidth}"]
         if v.width and v.height:
             attrs.append(f"RESOLUTION={v.width}x{v.height}")
@@ -193,13 +225,27 @@ def render_master(variants: Iterable[Variant]) -> str:
 
 
 class SegmentFile:
-    """One MPEG-TS segment being written: a PyAV output container with a video and/or audio stream,
-    renamed into place when closed."""
+    """One segment being written: a PyAV output container with a video and/or audio stream, renamed
+    into place when closed. MPEG-TS goes straight to its file; fMP4 is muxed in memory and split into
+    the init segment (`init`, kept for the caller) and the media segment written to `path`."""
 
-    def __init__(self, path: Path, video: StreamTemplate | None, audio: StreamTemplate | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        video: StreamTemplate | None,
+        audio: StreamTemplate | None,
+        segment_format: str = "ts",
+    ) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp")
-        self.container: OutputContainer = av.open(str(self.tmp), "w", format="mpegts")
+        self.format = segment_format
+        self.init: bytes | None = None
+        self.buffer: io.BytesIO | None = None
+        if segment_format == "fmp4":
+            self.buffer = io.BytesIO()
+            self.container: OutputContainer = av.open(self.buffer, "w", format="mp4", options=FMP4_OPTIONS)
+        else:
+            self.container = av.open(str(self.tmp), "w", format="mpegts")
         self.video = video.add_to(self.container) if video else None
         self.audio = audio.add_to(self.container) if audio else None
 
@@ -213,6 +259,9 @@ class SegmentFile:
     def close(self) -> int:
         """Finish the file and rename it into place; returns its size in bytes."""
         self.container.close()
+        if self.buffer is not None:
+            self.init, media = split_init(self.buffer.getvalue())
+            self.tmp.write_bytes(media)
         os.replace(self.tmp, self.path)
         return self.path.stat().st_size
 
@@ -237,12 +286,19 @@ class StreamTemplate:
     ) -> None:
         self.template, self.codec, self.rate = template, codec, rate
         self.width, self.height, self.extradata = width, height, extradata
+        self.codec_tag: str | None = None  # e.g. `hvc1`, which Safari needs for H.265 in fMP4
+        self.time_base: Fraction | None = None
 
     def add_to(self, container: OutputContainer) -> Stream:
         if self.template is not None:
             stream = container.add_stream_from_template(self.template)
-            if self.extradata is not None and stream.codec_context is not None:
-                stream.codec_context.extradata = self.extradata
+            ctx: Any = stream.codec_context
+            if self.extradata is not None and ctx is not None:
+                ctx.extradata = self.extradata
+            if self.codec_tag and ctx is not None:
+                ctx.codec_tag = self.codec_tag
+            if self.time_base is not None:
+                stream.time_base = self.time_base
             return stream
         assert self.codec is not None
         if self.width:
@@ -250,8 +306,22 @@ class StreamTemplate:
         return container.add_mux_stream(self.codec, rate=self.rate)
 
 
-def segment_uri(sequence: int) -> str:
-    return f"seg-{sequence:06d}.ts"
+def split_init(data: bytes) -> tuple[bytes, bytes]:
+    """(init segment, media segment) of a fragmented MP4: everything up to the end of `moov`, the rest."""
+    pos = 0
+    while pos + 8 <= len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        if size < 8:
+            break
+        pos += size
+        if kind == b"moov":
+            return data[:pos], data[pos:]
+    raise ValueError("the fMP4 muxer wrote no moov box")
+
+
+def segment_uri(sequence: int, segment_format: str = "ts") -> str:
+    return f"seg-{sequence:06d}.{'m4s' if segment_format == 'fmp4' else 'ts'}"
 
 
 def program_date_time(origin: datetime, media_seconds: float) -> datetime:

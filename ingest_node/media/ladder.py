@@ -18,7 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 
 Codec = Literal["h264", "hevc", "av1"]
+SegmentFormat = Literal["ts", "fmp4"]
 SPEEDS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+QUALITY_PRESETS = ("low", "medium", "high")
+# Codecs whose HLS renditions must be fMP4: AV1 has no MPEG-TS mapping that players support, and
+# Apple's players take H.265 only from fMP4 (H.265 in TS is legal, but nothing plays it on Safari).
+FMP4_ONLY_CODECS: frozenset[str] = frozenset({"hevc", "av1"})
 
 
 class Rendition(BaseModel):
@@ -76,6 +81,12 @@ class Ladder(BaseModel):
 
     name: str
     renditions: tuple[Rendition, ...]
+    segment_format: SegmentFormat | None = None  # None: fMP4 when H.265/AV1 is encoded, else TS
+
+    @property
+    def codecs(self) -> set[str]:
+        """Codecs of the encoded renditions (passthrough is the source's own)."""
+        return {r.codec for r in self.renditions if not r.passthrough}
 
     @model_validator(mode="after")
     def _unique(self) -> Ladder:
@@ -94,7 +105,7 @@ class Ladder(BaseModel):
             else r.model_copy(update={"codec": codec or r.codec, "speed": speed or r.speed})
             for r in self.renditions
         )
-        return Ladder(name=self.name, renditions=changed)
+        return self.model_copy(update={"renditions": changed})
 
     def for_source(self, width: int, height: int, fps: Fraction) -> list[ResolvedRendition]:
         """Renditions that fit a `width`x`height` source at `fps`: taller ones are skipped, widths keep
@@ -125,6 +136,7 @@ class Presets(BaseModel):
 
     latency_levels: dict[int, float]
     presets: dict[str, tuple[Rendition, ...]]
+    segment_formats: dict[str, SegmentFormat] = Field(default_factory=dict)  # per preset, optional
 
 
 @lru_cache(maxsize=1)
@@ -133,17 +145,58 @@ def load_presets(path: Path = PRESETS_FILE) -> Presets:
     return Presets.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
-def ladder(preset: str = "medium", codec: Codec | None = None, speed: str | None = None) -> Ladder:
-    """The ladder of a quality preset, optionally with another codec or speed for every encoded rung."""
-    presets = load_presets().presets
-    if preset not in presets:
-        raise KeyError(f"unknown quality preset {preset!r}; known: {sorted(presets)}")
-    result = Ladder(name=preset, renditions=presets[preset])
+def ladder(
+    preset: str = "medium",
+    codec: Codec | None = None,
+    speed: str | None = None,
+    segment_format: SegmentFormat | None = None,
+) -> Ladder:
+    """The ladder of a quality preset, optionally with another codec or speed for every encoded rung
+    and another segment format (the channel's choice wins over the preset's)."""
+    loaded = load_presets()
+    if preset not in loaded.presets:
+        raise KeyError(f"unknown quality preset {preset!r}; known: {sorted(loaded.presets)}")
+    result = Ladder(
+        name=preset,
+        renditions=loaded.presets[preset],
+        segment_format=segment_format or loaded.segment_formats.get(preset),
+    )
     return result.with_codec(codec, speed) if codec or speed else result
 
 
+def faster_speed(speed: str) -> str | None:
+    """The next faster encoder speed preset (x264 names), or None at `ultrafast`."""
+    index = SPEEDS.index(speed)
+    return SPEEDS[index - 1] if index > 0 else None
+
+
+def slower_speed(speed: str, floor: str) -> str | None:
+    """One step back towards `floor` (the rendition's configured speed), or None when there already."""
+    index, limit = SPEEDS.index(speed), SPEEDS.index(floor)
+    return SPEEDS[index + 1] if index < limit else None
+
+
+def choose_segment_format(codecs: set[str], wanted: SegmentFormat | None) -> SegmentFormat:
+    """The segment format of a ladder: `wanted` when given and legal, fMP4 when any rendition is
+    H.265/AV1, else MPEG-TS. Asking for TS with H.265/AV1 renditions is a clear error, not a silent switch:
+    the caller asked for something players would not play."""
+    needs_fmp4 = sorted(codecs & FMP4_ONLY_CODECS)
+    if wanted == "ts" and needs_fmp4:
+        raise ValueError(
+            f"{'/'.join(needs_fmp4)} renditions need fMP4 segments (segment_format 'fmp4' or unset), not 'ts'"
+        )
+    if wanted is not None:
+        return wanted
+    return "fmp4" if needs_fmp4 else "ts"
+
+
+def latency_levels() -> list[int]:
+    """The latency levels the presets file defines, lowest (shortest segments) first."""
+    return sorted(load_presets().latency_levels)
+
+
 def segment_seconds(latency_level: int) -> float:
-    """Segment length of a latency level (0 = 1 s low-latency segments ... 4 = 6 s)."""
+    """Segment length of a latency level (1 = 1 s low-latency segments ... 6 = 6 s)."""
     levels = load_presets().latency_levels
     if latency_level not in levels:
         raise KeyError(f"latency level must be one of {sorted(levels)}, not {latency_level!r}")

@@ -46,6 +46,7 @@ class LadderChanged:
     removed: tuple[str, ...]
     reason: str
     speed: float | None
+    speeds: tuple[tuple[str, str], ...] = ()  # (rendition, encoder speed preset) after the change
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,29 @@ with scene-cut keyframes off.
 
 Timestamps keep the source's clock plus a constant 10 s offset, so B-frame decode timestamps before
 the first frame never go negative (which would make the muxer shift the first segment alone).
+
+Segment format: MPEG-TS, or fMP4 (CMAF) for the encoded renditions when the ladder or channel asks
+for it, and always when a rendition is H.265 or AV1 (`ladder.choose_segment_format`; asking for TS
+with those is a ValueError). fMP4 encoders are opened with global headers so the init segment's moov
+carries the parameter sets. The passthrough rendition (and an audio-only stream) stays MPEG-TS: it is
+also what the recording keeps, and H.264/H.265 in TS is legal.
+
+Under load the pipeline first moves every encoded rendition one encoder speed preset faster (x264
+veryfast -> superfast -> ultrafast, mapped for the other encoders) and only then sheds renditions;
+with headroom back it restores shed renditions first and then steps the presets back to the ladder's.
+A preset change takes effect at the next common segment boundary (a keyframe, with a discontinuity
+tag), so every rendition keeps its aligned cuts.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
@@ -40,7 +53,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 
 from ingest_node.media.codec_strings import aac_codec_string, video_codec_string
 from ingest_node.media.encoders import EncoderSelector, EncoderUnavailable, EncodeSpec, VideoEncoder
-from ingest_node.media.governor import LoadGovernor
+from ingest_node.media.governor import SPEED_COST, LoadGovernor
 from ingest_node.media.hls import (
     MediaPlaylist,
     Segment,
@@ -52,7 +65,14 @@ from ingest_node.media.hls import (
     segment_uri,
     write_atomic,
 )
-from ingest_node.media.ladder import Ladder, ResolvedRendition
+from ingest_node.media.ladder import (
+    Ladder,
+    ResolvedRendition,
+    SegmentFormat,
+    choose_segment_format,
+    faster_speed,
+    slower_speed,
+)
 from ingest_node.media.pipeline_events import (
     EncoderFellBack,
     LadderChanged,
@@ -68,6 +88,7 @@ log = logging.getLogger(__name__)
 TS_OFFSET_SECONDS = 10
 PASSTHROUGH_CODECS = {"h264", "hevc"}
 MASTER_NAME = "master.m3u8"
+LOW_LATENCY_SECONDS = 1.0  # segments this short get zero-latency encoder tuning (no lookahead delay)
 
 
 class MediaInputError(RuntimeError):
@@ -119,6 +140,9 @@ class _Output:
     total_seconds: float = 0.0
     last_end: int | None = None
     segments_written: int = 0
+    segment_format: str = "ts"
+    init_data: bytes | None = None  # fMP4: the init segment now in use
+    map_uri: str | None = None
 
     def seconds(self, ts: int) -> float:
         return float(ts * self.time_base)
@@ -132,7 +156,12 @@ class _Output:
         self._close(ts)
         sequence = self.playlist.next_sequence
         self.playlist.next_sequence += 1
-        self.segment = SegmentFile(self.folder / segment_uri(sequence), self.video, self.audio)
+        self.segment = SegmentFile(
+            self.folder / segment_uri(sequence, self.segment_format),
+            self.video,
+            self.audio,
+            self.segment_format,
+        )
         self._sequence = sequence
         self.seg_start = ts
         self.seg_discontinuity = self.next_discontinuity
@@ -144,17 +173,25 @@ class _Output:
         end_seconds = self.seconds(end_ts)
         self.flush_audio(end_seconds, inclusive=False)
         size = self.segment.close()
+        init = self.segment.init
         self.segment = None
+        new_init = init is not None and init != self.init_data
+        if new_init:
+            assert init is not None
+            had_init = self.init_data is not None
+            self._write_init(init)
+            self.seg_discontinuity = self.seg_discontinuity or had_init
         duration = max(0.0, end_seconds - self.seconds(self.seg_start))
         start = self.seconds(self.seg_start) - self.t0
         seg = Segment(
             sequence=self._sequence,
-            uri=segment_uri(self._sequence),
+            uri=segment_uri(self._sequence, self.segment_format),
             duration=duration,
             start=start,
             program_date_time=program_date_time(self.origin, start),
             size=size,
             discontinuity=self.seg_discontinuity,
+            map_uri=self.map_uri,
         )
         if duration > 0:
             bps = int(size * 8 / duration)
@@ -165,6 +202,24 @@ class _Output:
         self.segments_written += 1
         self.on_segment(self, seg)
 
+    def _write_init(self, init: bytes) -> None:
+        """Write an fMP4 init segment under a name no earlier init used (or reuse an identical one):
+        players cache init segments by URL, so a changed one must never overwrite an old name."""
+        index = 1
+        while True:
+            name = "init.mp4" if index == 1 else f"init-{index}.mp4"
+            path = self.folder / name
+            if not path.exists():
+                tmp = path.with_name(f".{name}.tmp")
+                tmp.write_bytes(init)
+                os.replace(tmp, path)
+                break
+            if path.read_bytes() == init:
+                break
+            index += 1
+        self.init_data = init
+        self.map_uri = name
+
     def write_video(self, packet: Packet[Any], cut: bool) -> None:
         if packet.pts is None:
             return
@@ -172,7 +227,9 @@ class _Output:
             if not packet.is_keyframe:
                 return  # nothing decodable before the first keyframe
             if self.codec_string is None and self.video is not None:
-                self.codec_string = video_codec_string(self.video.codec or "", bytes(packet))
+                self.codec_string = video_codec_string(
+                    self.video.codec or "", bytes(packet)
+                ) or video_codec_string(self.video.codec or "", self.video.extradata or b"")
             self.cut(packet.pts)
         assert self.segment is not None
         dts = packet.dts if packet.dts is not None else packet.pts
@@ -230,6 +287,7 @@ class _Encoded:
         self.next_emit: int | None = None
         self.extra_cuts: set[int] = set()
         self.started = False
+        self.pending_spec: EncodeSpec | None = None  # a preset change waiting for the next boundary
         # Frames handed to the encoder whose packets have not come out yet (its lookahead): if the
         # encoder dies they are fed to the replacement, so a fallback loses no pictures.
         self.inflight: dict[int, VideoFrame] = {}
@@ -258,9 +316,14 @@ class Transcoder:
         clock: Callable[[], float] = time.monotonic,
         audio_kbps: int | None = None,
         on_video_packet: Callable[[Packet[Any]], None] | None = None,
+        segment_format: SegmentFormat | None = None,
     ) -> None:
         if segment_seconds <= 0:
             raise ValueError("segment_seconds must be positive")
+        # Raises ValueError for TS with H.265/AV1 renditions: a clear error before any input is read.
+        self.segment_format: SegmentFormat = choose_segment_format(
+            ladder.codecs, segment_format or ladder.segment_format
+        )
         self.source = source
         self.out_dir = Path(out_dir)
         self.ladder = ladder
@@ -401,6 +464,8 @@ class Transcoder:
             height=r.height,
             fps=r.fps,
             time_base=self.vtb,
+            global_header=self.segment_format == "fmp4",
+            low_latency=self.segment_seconds <= LOW_LATENCY_SECONDS,
             bitrate=s.video_kbps * 1000,
             maxrate=s.maxrate_kbps * 1000,
             bufsize=s.bufsize_kbps * 1000,
@@ -416,15 +481,44 @@ class Transcoder:
             self._emit(PipelineError(f"rendition {r.name} skipped: {exc}", fatal=False))
             self._removed.add(r.name)
             return None
-        template = StreamTemplate(codec=r.spec.codec, rate=r.fps, width=r.width, height=r.height)
         out = self._outputs.get(r.name)
         if out is None:
-            out = self._add_output(r.name, template, audio_template, self.vtb)
+            out = self._add_output(r.name, self._video_template(r), audio_template, self.vtb)
+            out.segment_format = self.segment_format
+        self._use_encoder(out, encoder)
         enc = _Encoded(r, spec, encoder, out)
         if r.fps < self.fps:
             enc.frame_interval = round(1 / (r.fps * self.vtb))
         self._encoded[r.name] = enc
         return enc
+
+    def _video_template(self, r: ResolvedRendition) -> StreamTemplate:
+        """MPEG-TS takes bare streams; the MP4 muxer needs codec parameters (size, pixel format, global
+        header, `hvc1` tag for Safari), so fMP4 renditions get a template stream from a holder muxer."""
+        if self.segment_format != "fmp4":
+            return StreamTemplate(codec=r.spec.codec, rate=r.fps, width=r.width, height=r.height)
+        if not hasattr(self, "_vholder"):
+            self._vholder = av.open(_Discard(), "w", format="mp4")
+        stream: Any = self._vholder.add_stream(r.spec.codec, rate=r.fps)
+        stream.codec_context.width, stream.codec_context.height = r.width, r.height
+        stream.codec_context.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = self.vtb
+        template = StreamTemplate(template=stream, codec=r.spec.codec, rate=r.fps)
+        template.codec_tag = "hvc1" if r.spec.codec == "hevc" else None
+        template.time_base = self.vtb
+        return template
+
+    def _use_encoder(self, out: _Output, encoder: VideoEncoder) -> None:
+        """Point an output at a (new) encoder: fMP4 segments get its global header from now on (a changed
+        header means a new init segment), and the codec string is read again from what it produces."""
+        if out.video is None:
+            return
+        extradata = getattr(encoder, "extradata", b"") or b""
+        if self.segment_format == "fmp4":
+            out.video.extradata = extradata or None
+            out.codec_string = video_codec_string(out.video.codec or "", extradata)
+        else:
+            out.codec_string = None  # read from the next keyframe (in-band parameter sets)
 
     def _add_output(
         self, name: str, video: StreamTemplate | None, audio: StreamTemplate | None, tb: Fraction
@@ -582,6 +676,10 @@ class Transcoder:
             if not boundary:
                 return  # a (re)started rendition waits for the next common boundary
             enc.started = True
+        elif boundary and enc.pending_spec is not None:
+            self._switch_speed(enc)
+            if enc.rendition.name not in self._encoded:
+                return
         too_soon = enc.next_emit is not None and pts < enc.next_emit - self.frame_ticks // 2
         if enc.frame_interval and not boundary and too_soon:
             return  # a lower frame rate than the source's
@@ -617,6 +715,7 @@ class Transcoder:
             self._emit(PipelineError(f"rendition {enc.rendition.name} ended: {exc}; {none_left}", False))
             self._remove(enc, reason=f"encoder {failed} failed and no fallback opened")
             return None
+        self._use_encoder(enc.output, enc.encoder)
         log.warning("encoder %s failed (%s); %s took over", failed, exc, enc.encoder.name)
         self._emit(EncoderFellBack(enc.rendition.name, failed, enc.encoder.name, str(exc)))
         pending = sorted(enc.inflight.items())
@@ -634,6 +733,29 @@ class Transcoder:
         except Exception as again:
             return self._fall_back(enc, again, flush)
         return packets
+
+    def _switch_speed(self, enc: _Encoded) -> None:
+        """Apply a pending preset change on a boundary frame: drain the old encoder into the segment it
+        belongs to, open the new one; its first (forced) keyframe starts the next segment, marked as a
+        discontinuity since the encoding parameters changed."""
+        spec, enc.pending_spec = enc.pending_spec, None
+        assert spec is not None
+        self._flush_encoder(enc)
+        if enc.rendition.name not in self._encoded:
+            return  # the flush failed for good and the rendition was removed
+        try:
+            encoder = self.selector.open(spec)
+        except EncoderUnavailable:
+            try:  # the old parameters opened before: keep them rather than lose the rendition
+                encoder, spec = self.selector.open(enc.spec), enc.spec
+            except EncoderUnavailable as exc:
+                self._emit(PipelineError(f"rendition {enc.rendition.name} ended: {exc}", False))
+                self._remove(enc, reason=f"no encoder reopened for {enc.rendition.name}")
+                return
+        enc.encoder, enc.spec = encoder, spec
+        enc.inflight.clear()
+        enc.output.next_discontinuity = True
+        self._use_encoder(enc.output, encoder)
 
     def _write_encoded(self, enc: _Encoded, packets: list[Packet[Any]]) -> None:
         out = enc.output
@@ -713,19 +835,65 @@ class Transcoder:
     def _is_active(self, name: str) -> bool:
         return name not in self._removed and all(d.rendition.name != name for d in self._dropped)
 
+    @staticmethod
+    def _speed_of(enc: _Encoded) -> str:
+        return enc.pending_spec.speed if enc.pending_spec is not None else enc.spec.speed
+
+    @staticmethod
+    def _cost(enc: _Encoded, speed: str | None = None) -> float:
+        """Encode cost: pixels per second times the preset's relative cost (veryfast = 1)."""
+        factor = SPEED_COST.get(speed or Transcoder._speed_of(enc), 1.0) / SPEED_COST["veryfast"]
+        return enc.rendition.cost * factor
+
     def _adapt(self, speed: float) -> None:
         active = [e for e in self._encoded.values() if self._is_active(e.rendition.name)]
-        active_cost = sum(e.rendition.cost for e in active)
+        active_cost = sum(self._cost(e) for e in active)
         source_cost = float(self._pass_source_cost())
         restore = self._dropped[-1] if self._dropped else None
-        decision = self.governor.decide(
-            speed, active_cost, source_cost, restore.rendition.cost if restore else None
+        faster = [e for e in active if faster_speed(self._speed_of(e)) is not None]
+        slower = {
+            e: step
+            for e in active
+            if (step := slower_speed(self._speed_of(e), e.rendition.spec.speed)) is not None
+        }
+        slow_down_cost = (
+            sum(self._cost(e, step) - self._cost(e) for e, step in slower.items()) if slower else None
         )
-        if decision == "shed" and active:
+        decision = self.governor.decide(
+            speed,
+            active_cost,
+            source_cost,
+            self._cost(restore) if restore else None,
+            can_speed_up=bool(faster),
+            slow_down_cost=slow_down_cost,
+        )
+        if decision == "faster":
+            self._change_speed({e: faster_speed(self._speed_of(e)) or "" for e in faster}, speed, "behind")
+        elif decision == "slower":
+            self._change_speed(dict(slower), speed, "headroom")
+        elif decision == "shed" and active:
             victim = max(active, key=lambda e: e.rendition.cost)
             self._shed(victim, speed)
         elif decision == "restore" and restore is not None:
             self._restore(restore, speed)
+
+    def _change_speed(self, steps: dict[_Encoded, str], speed: float, why: str) -> None:
+        """Schedule a preset change for each rendition in `steps` (applied at the next boundary)."""
+        changes = []
+        for enc, new in steps.items():
+            old = self._speed_of(enc)
+            enc.pending_spec = replace(enc.spec, speed=new)
+            changes.append(f"{enc.rendition.name} {old}->{new}")
+        reason = (
+            f"behind real time (speed {speed:.2f}): faster presets"
+            if why == "behind"
+            else f"headroom back (speed {speed:.2f}): slower presets"
+        )
+        self._emit_ladder(f"{reason} {', '.join(changes)}", speed)
+
+    def speeds(self) -> dict[str, str]:
+        """Encoder speed preset of every active encoded rendition (the pending one once scheduled)."""
+        return {name: self._speed_of(e) for name, e in self._encoded.items() if self._is_active(name)}
 
     def _pass_source_cost(self) -> float:
         ctx = self._video_in.codec_context
@@ -758,6 +926,7 @@ class Transcoder:
             self._emit(PipelineError(f"rendition {enc.rendition.name} not restored: {exc}", False))
             self._removed.add(enc.rendition.name)
             return
+        self._use_encoder(out, encoder)
         fresh = _Encoded(enc.rendition, enc.spec, encoder, out)
         fresh.frame_interval = enc.frame_interval
         self._encoded[enc.rendition.name] = fresh
@@ -778,7 +947,8 @@ class Transcoder:
         removed: tuple[str, ...] = (),
     ) -> None:
         self._write_master()
-        self._emit(LadderChanged(tuple(self.active), dropped, restored, removed, reason, speed))
+        speeds = tuple(self.speeds().items())
+        self._emit(LadderChanged(tuple(self.active), dropped, restored, removed, reason, speed, speeds))
 
     # ---------------------------------------------------------------- end
 
@@ -853,9 +1023,11 @@ class Transcoder:
                 codecs.append(self.audio_codec_string)
             width = height = None
             rate = None
+            note = None
             if name in self._encoded:
                 e = self._encoded[name]
                 width, height, rate = e.spec.width, e.spec.height, e.spec.fps
+                note = f"{name}: {e.encoder.name} preset {self._speed_of(e)}, {out.segment_format}"
             elif out is self._passthrough:
                 width, height, rate = self._pass_rendition.width, self._pass_rendition.height, self.fps
             peak = out.peak_bps or 1
@@ -869,6 +1041,7 @@ class Transcoder:
                     width=width,
                     height=height,
                     frame_rate=rate,
+                    note=note,
                 )
             )
         return result

@@ -227,6 +227,8 @@ def run_transcoder(
     append: bool,
     record_dir: Path | None = None,
     thumbnail_seconds: float | None = None,
+    codec: str = "h264",
+    segment_format: str | None = None,
 ) -> None:
     """Run the adaptive ladder of `ingest_node.media.transcoder`, relaying its events to the node.
 
@@ -264,7 +266,12 @@ def run_transcoder(
                 encoders={name: encoder for name, encoder in event.encoders},
             )
         elif isinstance(event, events.LadderChanged):
-            emit("ladder_changed", renditions=list(event.active), reason=event.reason)
+            emit(
+                "ladder_changed",
+                renditions=list(event.active),
+                reason=event.reason,
+                speeds=dict(getattr(event, "speeds", ())),
+            )
         elif isinstance(event, events.EncoderFellBack):
             log.warning(
                 "rendition %s: encoder %s failed (%s), now %s",
@@ -282,7 +289,11 @@ def run_transcoder(
     }
     accepted = inspect.signature(Transcoder).parameters
     extra = {k: v for k, v in wanted.items() if k in accepted}
-    transcoder = Transcoder(source, out_dir, ladders.ladder(preset), segment_seconds, **extra)
+    try:
+        lad = ladders.ladder(preset, codec=codec, segment_format=segment_format)  # type: ignore[arg-type]
+        transcoder = Transcoder(source, out_dir, lad, segment_seconds, **extra)
+    except (KeyError, ValueError) as exc:  # an unknown preset, TS asked for AV1: the settings, not media
+        raise MediaRefused(f"the channel's media settings cannot be used: {exc}") from exc
     try:
         transcoder.run()
     except MediaInputError as exc:
@@ -295,13 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", required=True, type=Path)
     parser.add_argument("--segment-seconds", type=float, default=2.0)
     parser.add_argument("--preset", default="medium")
+    parser.add_argument("--codec", choices=("h264", "hevc", "av1"), default="h264")
+    parser.add_argument("--segment-format", choices=("ts", "fmp4"), help="default: fMP4 for H.265/AV1")
     parser.add_argument("--append", action="store_true", help="continue existing playlists")
     parser.add_argument("--pipeline", choices=("auto", "remux", "transcoder"), default="auto")
     parser.add_argument("--record-dir", type=Path, help="keep every source segment here (the recording)")
     parser.add_argument("--thumbnail-seconds", type=float, help="write thumbnail.jpg this often")
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("EFIR_LOG_LEVEL", "INFO"),
+        level=os.environ.get("EFIR_LOG_LEVEL", "INFO").upper(),  # settings may hold "warning"
         format=f"%(asctime)s worker[{args.channel_id}] %(levelname)s %(message)s",
         stream=sys.stderr,
     )
@@ -319,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
                 append=args.append,
                 record_dir=args.record_dir,
                 thumbnail_seconds=args.thumbnail_seconds,
+                codec=args.codec,
+                segment_format=args.segment_format,
             )
         else:
             remux_to_hls(

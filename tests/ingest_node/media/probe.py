@@ -82,3 +82,17 @@ def playlist_segments(path: Path) -> list[tuple[float, str]]:
         for i, line in enumerate(lines)
         if line.startswith("#EXTINF:")
     ]
+
+
+def with_init(playlist: Path, uri: str, out: Path) -> Path:
+    """An fMP4 media segment as a player sees it: its EXT-X-MAP init segment followed by the segment,
+    joined into one file ffprobe/ffmpeg can read. `playlist` is the media playlist listing `uri`."""
+    init = None
+    for line in playlist.read_text().splitlines():
+        if line.startswith("#EXT-X-MAP:"):
+            init = re.search(r'URI="([^"]+)"', line).group(1)  # type: ignore[union-attr]
+        elif line == uri:
+            break
+    assert init is not None, f"{uri} has no EXT-X-MAP before it in {playlist}"
+    out.write_bytes((playlist.parent / init).read_bytes() + (playlist.parent / uri).read_bytes())
+    return out

@@ -16,12 +16,12 @@ from ingest_node.media.hls import MediaPlaylist, Segment
 from ingest_node.media.ladder import ladder, load_presets, segment_seconds
 from ingest_node.media.pipeline_events import StreamStarted
 from ingest_node.media.transcoder import Transcoder
-from tests.ingest_node.media.probe import decodes, master_variants, streams
+from tests.ingest_node.media.probe import decodes, master_variants, streams, with_init
 
 
 def test_presets_have_the_three_qualities_and_latency_levels() -> None:
     assert set(load_presets().presets) == {"low", "medium", "high"}
-    assert [segment_seconds(level) for level in range(5)] == [1, 2, 3, 4, 6]
+    assert [segment_seconds(level) for level in range(1, 7)] == [1, 2, 3, 4, 5, 6]
     with pytest.raises(KeyError, match="latency level"):
         segment_seconds(9)
     with pytest.raises(KeyError, match="unknown quality preset"):
@@ -80,9 +80,10 @@ def test_hevc_rendition_has_a_real_hvc1_string(clips: dict[str, Path], tmp_path:
     assert dict(started.encoders)["160p"] in {"libx265", "hevc_nvenc", "hevc_qsv", "hevc_amf"}
     variants = dict((uri.split("/")[0], attrs) for attrs, uri in master_variants(tmp_path / "master.m3u8"))
     assert variants["160p"]["CODECS"].startswith("hvc1.1.6.L")  # Main profile
-    seg = tmp_path / "160p" / "seg-000000.ts"
+    # H.265 renditions are fMP4 (Safari plays H.265 only from fMP4, tagged hvc1).
+    seg = with_init(tmp_path / "160p" / "index.m3u8", "seg-000000.m4s", tmp_path / "joined.mp4")
     video = next(s for s in streams(seg) if s["codec_type"] == "video")
-    assert video["codec_name"] == "hevc" and decodes(seg)
+    assert video["codec_name"] == "hevc" and video["codec_tag_string"] == "hvc1" and decodes(seg)
     assert variants["160p"]["CODECS"].startswith(f"hvc1.1.6.L{video['level']}.")
     assert hevc_codec_string(b"") is None
 

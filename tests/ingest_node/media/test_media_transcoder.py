@@ -371,8 +371,10 @@ def test_sheds_the_most_expensive_rendition_when_behind_and_restores_it(
                 clock.step = 1e-6  # headroom comes back
 
     governor = LoadGovernor(window_seconds=0.5)
+    # Already at the fastest preset: shedding is the only step left (presets first: test_media_adapt).
+    fastest = small_ladder("source", "360p", "160p").with_codec(None, "ultrafast")
     Transcoder(
-        clips["flv"], tmp_path, small_ladder("source", "360p", "160p"), 1.0,
+        clips["flv"], tmp_path, fastest, 1.0,
         on_event=on_event, governor=governor, clock=clock, window=None,
     ).run()  # fmt: skip
     changes = run.of(LadderChanged)
