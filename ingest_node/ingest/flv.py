@@ -42,6 +42,36 @@ def is_keyframe(payload: bytes) -> bool:
     return bool(payload) and (payload[0] >> 4) & 0x07 == 1
 
 
+def avc_sps_of_header(payload: bytes) -> tuple[bytes | None, int]:
+    """The first SPS of an AVC sequence header (an avcC record after the 5-byte FLV video header) and
+    the NAL length size it declares; (None, 4) for anything else."""
+    record = payload[5:]
+    if len(payload) < 2 or payload[0] & 0x0F != 7 or len(record) < 8 or record[0] != 1:
+        return None, 4
+    length_size = (record[4] & 0x03) + 1
+    if record[5] & 0x1F == 0:
+        return None, length_size
+    size = int.from_bytes(record[6:8], "big")
+    sps = record[8 : 8 + size]
+    return (sps if len(sps) == size else None), length_size
+
+
+def avc_inband_sps(payload: bytes, length_size: int) -> bytes | None:
+    """The SPS a publisher repeats inside an AVC keyframe (MPEG-TS sources copied to RTMP do), if any."""
+    if len(payload) < 5 or payload[0] & 0x0F != 7 or payload[1] != 1:
+        return None
+    data, pos = memoryview(payload)[5:], 0
+    while pos + length_size <= len(data):
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        pos += length_size
+        if size == 0 or pos + size > len(data):
+            return None
+        if data[pos] & 0x1F == 7:
+            return bytes(data[pos : pos + size])
+        pos += size
+    return None
+
+
 def is_audio_sequence_header(payload: bytes) -> bool:
     return len(payload) >= 2 and payload[0] >> 4 == 10 and payload[1] == 0  # AAC, AACPacketType 0
 
@@ -54,6 +84,13 @@ class FlvFramer:
         self.video_header: bytes | None = None
         self.audio_header: bytes | None = None
         self.waiting_for_keyframe = True
+        # A new video configuration mid-stream: OBS sends a new sequence header after a canvas or
+        # encoder change; a copied MPEG-TS source carries a different SPS inside its keyframes. Either
+        # goes through as it came (the worker's demuxer hands it to its decoder or remuxer, and the
+        # source rendition switches at that keyframe); the count lets the node log it.
+        self.video_changes = 0
+        self._sps: bytes | None = None
+        self._nal_length_size = 4
 
     def restart(self) -> bytes:
         """The preamble for a new reader; media resumes at the next keyframe (when there is video)."""
@@ -74,8 +111,20 @@ class FlvFramer:
             return tag(TAG_SCRIPT, timestamp, self.metadata)
         if kind == TAG_VIDEO:
             if is_video_sequence_header(payload):
+                sps, self._nal_length_size = avc_sps_of_header(payload)
+                if self.video_header is not None and payload != self.video_header:
+                    self.video_changes += 1
+                elif sps is not None and self._sps is not None and sps != self._sps:
+                    self.video_changes += 1  # a repeated header after an in-band change
+                self._sps = sps or self._sps
                 self.video_header = payload
                 return tag(kind, timestamp, payload)
+            if is_keyframe(payload):
+                sps = avc_inband_sps(payload, self._nal_length_size)
+                if sps is not None:
+                    if self._sps is not None and sps != self._sps:
+                        self.video_changes += 1
+                    self._sps = sps
             if self.waiting_for_keyframe:
                 if not is_keyframe(payload):
                     return b""

@@ -7,6 +7,11 @@ by EFIR_RECORDINGS_URL under `<channel>/<broadcast>/`, with a VOD playlist of it
 times), then emits `recording.ready` through the outbox. The manifest is written last: a recording
 without one is incomplete and is neither listed nor served. `prune` deletes recordings older than
 EFIR_RECORDING_RETENTION_DAYS.
+
+A store that fails (S3 unreachable, wrong credentials, no such bucket) loses nothing: the staging
+folder stays as it was, the failure is logged with what to fix, and `retry_pending` (run at every
+node start) finalizes every staged broadcast that is not live. Uploading is idempotent (same keys,
+same bytes; the manifest last), so a retry after a half-finished upload simply completes it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest_node.media.hls import MediaPlaylist
+from ingest_node.media.hls import MediaPlaylist, Segment
 from ingest_node.media.recording import RECORD_PLAYLIST
 from ingest_node.outbox import enqueue
 from services.events import Envelope, RecordingReady
@@ -52,7 +57,7 @@ class RecordingService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session]) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.store: ObjectStore = open_store(settings.recordings_store_url)
+        self.store: ObjectStore = open_store(settings.recordings_store_url, settings)
 
     def staging_dir(self, channel_id: str, broadcast_id: str) -> Path:
         return self.settings.recording_staging_root / channel_id / broadcast_id
@@ -73,14 +78,37 @@ class RecordingService:
             return None
         prefix = f"{channel_id}/{broadcast_id}"
         size = 0
-        for seg in present:
-            seg.size = self.store.put_file(f"{prefix}/{seg.uri}", staging / seg.uri)
-            size += seg.size
-        vod = MediaPlaylist(path=playlist_file, target_seconds=self.settings.hls_segment_seconds, window=None)
-        vod.segments.extend(present)
-        vod._max_duration = max(s.duration for s in present)
-        vod.ended = True
-        self.store.put_bytes(f"{prefix}/{VOD_PLAYLIST}", vod.render().encode())
+        try:
+            for seg in present:
+                seg.size = self.store.put_file(f"{prefix}/{seg.uri}", staging / seg.uri)
+                size += seg.size
+            vod = MediaPlaylist(
+                path=playlist_file, target_seconds=self.settings.hls_segment_seconds, window=None
+            )
+            vod.segments.extend(present)
+            vod._max_duration = max(s.duration for s in present)
+            vod.ended = True
+            self.store.put_bytes(f"{prefix}/{VOD_PLAYLIST}", vod.render().encode())
+            return self._complete(channel_id, broadcast_id, present, size, playlist_file)
+        except OSError as exc:
+            log.error(
+                "channel %s: recording of broadcast %s NOT stored, kept in %s for a retry "
+                "(at the next node start): %s",
+                channel_id,
+                broadcast_id,
+                staging,
+                exc,
+            )
+            raise
+
+    def _complete(
+        self, channel_id: str, broadcast_id: str, present: list[Segment], size: int, playlist_file: Path
+    ) -> RecordingInfo:
+        """Write the manifest (the recording is now complete) and emit `recording.ready` together."""
+        staging = playlist_file.parent
+        # The staged playlist's last write is the broadcast's end, also when this is a later retry.
+        ended_at = datetime.fromtimestamp(playlist_file.stat().st_mtime, UTC)
+        prefix = f"{channel_id}/{broadcast_id}"
         duration_ms = round(sum(s.duration for s in present) * 1000)
         info = RecordingInfo(
             channel_id=channel_id,
@@ -88,7 +116,7 @@ class RecordingService:
             duration_ms=duration_ms,
             size_bytes=size,
             segments=len(present),
-            ended_at=datetime.now(UTC).isoformat(),
+            ended_at=ended_at.isoformat(),
             playlist_url=vod_path(channel_id, broadcast_id),
         )
         with self.sessions.begin() as session:
@@ -115,6 +143,39 @@ class RecordingService:
         except OSError as exc:
             log.error("could not prune old recordings: %s", exc)
         return info
+
+    def pending(self) -> list[tuple[str, str]]:
+        """`(channel, broadcast)` of every staged recording (live broadcasts included)."""
+        root = self.settings.recording_staging_root
+        if not root.is_dir():
+            return []
+        return sorted(
+            (channel.name, broadcast.name)
+            for channel in root.iterdir()
+            if channel.is_dir()
+            for broadcast in channel.iterdir()
+            if broadcast.is_dir()
+        )
+
+    def retry_pending(self, staged: list[tuple[str, str]] | None = None) -> list[RecordingInfo]:
+        """Finalize staged recordings (default: all of `pending()`; the node passes the list it took
+        at start, before any broadcast began) that a store failure or a stop mid-upload left behind.
+        The first store failure ends the round (the store is down; finalize logged it, the staging
+        stays for the next start)."""
+        done = []
+        for channel_id, broadcast_id in self.pending() if staged is None else staged:
+            try:
+                check_key(f"{channel_id}/{broadcast_id}")
+            except ValueError:
+                log.warning("staging folder %s/%s is not a recording; left alone", channel_id, broadcast_id)
+                continue
+            try:
+                info = self.finalize(channel_id, broadcast_id)
+            except OSError:
+                break
+            if info is not None:
+                done.append(info)
+        return done
 
     def recordings(self, channel_id: str) -> list[RecordingInfo]:
         """The channel's complete recordings, newest first."""

@@ -44,6 +44,7 @@ class IngestService:
         self.streams = StreamManager(settings, LifecycleRecorder(settings, sessions), self.recordings)
         self.viewers = ViewerAggregator(settings, sessions)
         self.rtmp: RtmpServer | None = None
+        self._retry: asyncio.Task[object] | None = None
 
     async def start(self) -> IngestService:
         self.viewers.start()
@@ -51,6 +52,11 @@ class IngestService:
             await asyncio.to_thread(self.recordings.prune)  # retention, at every start of the node
         except OSError as exc:
             log.error("could not prune old recordings: %s", exc)
+        # Recordings a failed store (or a stop mid-upload) left in staging: listed now, while nothing is
+        # live, and uploaded in the background (a slow or unreachable store must not delay the node).
+        staged = await asyncio.to_thread(self.recordings.pending)
+        if staged:
+            self._retry = asyncio.create_task(asyncio.to_thread(self.recordings.retry_pending, staged))
         await self.streams.start()
         if self.settings.rtmp_enabled:
             server = RtmpServer(
@@ -87,4 +93,6 @@ class IngestService:
         if self.rtmp is not None:
             await self.rtmp.stop()
         await self.streams.stop()
+        if self._retry is not None:
+            await asyncio.gather(self._retry, return_exceptions=True)
         await asyncio.to_thread(self.viewers.stop)

@@ -6,6 +6,11 @@
   from the recording store with the live segments' MIME types and CORS. A VOD never changes, so the
   playlist may be cached for an hour and segments for a year (`immutable`). A recording still being
   assembled (no manifest yet) is a 404.
+
+With an `s3://` store the node proxies the objects rather than redirecting to presigned URLs: the
+bucket stays private, players get the node's MIME types, cache headers and CORS (an S3 bucket's own
+CORS and content types are one more thing to configure and drift), and a CDN in front of the node
+caches VOD segments exactly as it caches live ones. The price is the node's bandwidth for VOD bytes.
 """
 
 from __future__ import annotations

@@ -189,7 +189,7 @@ def test_the_object_store_refuses_keys_that_leave_it_and_unknown_urls(tmp_path: 
         store.get("a/missing.ts")
     assert list(store.list("a")) == ["a/b.ts"]
     assert store.delete_prefix("a") == 1 and list(store.list()) == []
-    with pytest.raises(ObjectStoreError, match="boto3"):
-        open_store("s3://bucket/prefix")
+    with pytest.raises(ObjectStoreError, match="bucket"):
+        open_store("s3:///prefix")
     with pytest.raises(ObjectStoreError, match="scheme"):
         open_store("ftp://host/x")
