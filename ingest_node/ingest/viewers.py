@@ -6,6 +6,12 @@ a thread turns every entry into one `view.heartbeat` every EFIR_VIEW_HEARTBEAT_S
 in one transaction. At most one heartbeat per session and rendition per interval leaves the node.
 A node that dies loses at most one interval of viewing, which is the accepted price (heartbeats are
 analytics, not money).
+
+Viewer identity: a signed-in viewer opens the master playlist with their chat token; the route verifies
+it once and binds the session to the user id here (`SessionIdentities`), so every heartbeat of that
+session carries the user id in its envelope (`Envelope.user_id`, the house rule for "who did it"),
+and media playlists and segments need nothing but the session id. Bindings live in memory: a node
+restart forgets them, and the session is anonymous again until the player reopens the master playlist.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -74,6 +83,73 @@ def clean_region(value: str | None) -> str | None:
     return region if re.fullmatch(r"[A-Za-z0-9_-]+", region) else None
 
 
+#: A binding unused this long is forgotten (a player fetches its media playlist every few seconds, so
+#: a session idle for half an hour has ended).
+IDENTITY_IDLE_SECONDS = 30 * 60
+#: At most this many bound sessions are kept; past it the least recently used ones are forgotten first,
+#: so memory stays bounded whatever clients send (each entry is a few hundred bytes).
+MAX_IDENTITIES = 200_000
+
+
+class SessionIdentities:
+    """(channel, session) -> verified user id, bounded in size and idle time; thread-safe.
+
+    Only verified user ids enter here, never tokens. A lookup refreshes the binding, so a session that
+    keeps playing stays signed in however long it lasts.
+    """
+
+    def __init__(
+        self,
+        *,
+        idle_seconds: float = IDENTITY_IDLE_SECONDS,
+        max_entries: int = MAX_IDENTITIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._idle = idle_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._bound: OrderedDict[tuple[str, str], tuple[str, float]] = OrderedDict()
+
+    def bind(self, channel_id: str, session_id: str, user_id: str) -> None:
+        with self._lock:
+            key = (channel_id, session_id)
+            self._bound[key] = (user_id, self._clock())
+            self._bound.move_to_end(key)
+            while len(self._bound) > self._max:
+                self._bound.popitem(last=False)
+
+    def user_of(self, channel_id: str, session_id: str) -> str | None:
+        """The session's user id (refreshing it), or None for an anonymous or forgotten session."""
+        with self._lock:
+            key = (channel_id, session_id)
+            found = self._bound.get(key)
+            if found is None:
+                return None
+            now = self._clock()
+            if now - found[1] > self._idle:
+                del self._bound[key]
+                return None
+            self._bound[key] = (found[0], now)
+            self._bound.move_to_end(key)
+            return found[0]
+
+    def expire(self) -> int:
+        """Forget idle bindings (oldest first, so the scan stops at the first live one); returns how many."""
+        with self._lock:
+            now, gone = self._clock(), 0
+            while self._bound:
+                key, (_, seen) = next(iter(self._bound.items()))
+                if now - seen <= self._idle:
+                    break
+                del self._bound[key]
+                gone += 1
+            return gone
+
+    def __len__(self) -> int:
+        return len(self._bound)
+
+
 @dataclass
 class _Tally:
     bytes: int = 0
@@ -82,6 +158,7 @@ class _Tally:
     user_agent_class: str = "other"
     region: str | None = None
     ip_hash: str | None = None
+    user_id: str | None = None
     first: datetime | None = None
     last: datetime | None = None
 
@@ -97,6 +174,7 @@ class ViewerAggregator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.flushed = 0
+        self.identities = SessionIdentities()
 
     def record(
         self,
@@ -112,6 +190,7 @@ class ViewerAggregator:
     ) -> None:
         now = datetime.now(UTC)
         key = (channel_id, session_id, rendition)
+        user_id = self.identities.user_of(channel_id, session_id)
         with self._lock:
             tally = self._tallies.get(key)
             if tally is None:
@@ -124,6 +203,7 @@ class ViewerAggregator:
             tally.bytes += size
             tally.requests += 1
             tally.segments += int(segment)
+            tally.user_id = user_id or tally.user_id
             tally.last = now
 
     def flush(self) -> int:
@@ -147,7 +227,11 @@ class ViewerAggregator:
                 window_start=tally.first,
                 window_end=tally.last,
             )
-            envelopes.append(Envelope.wrap(payload, channel_id=channel_id, node_id=self.settings.node_id))
+            envelopes.append(
+                Envelope.wrap(
+                    payload, channel_id=channel_id, node_id=self.settings.node_id, user_id=tally.user_id
+                )
+            )
         try:
             with self._sessions.begin() as session:
                 for env in envelopes:
@@ -160,6 +244,7 @@ class ViewerAggregator:
                         tally.bytes += newer.bytes
                         tally.requests += newer.requests
                         tally.segments += newer.segments
+                        tally.user_id = newer.user_id or tally.user_id
                         tally.last = newer.last
                     self._tallies[key] = tally
             raise
@@ -173,6 +258,7 @@ class ViewerAggregator:
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.view_heartbeat_seconds):
+            self.identities.expire()
             try:
                 self.flush()
             except Exception as exc:

@@ -11,10 +11,16 @@
 - Viewer sessions: the master playlist creates one (cookie `efir_session` and `?session=` appended to
   every URI inside the playlists served), so players that drop cookies keep it too; every request adds
   its bytes to the in-memory heartbeat aggregator, never to the database.
+- Viewer identity: a signed-in viewer opens the master playlist with their chat token (`?token=` or
+  `Authorization: Bearer`); it is verified there, once, and the session is bound to the user id, so the
+  session's heartbeats carry it while media playlists and segments need only the session id. A forged
+  or expired token leaves the session anonymous (playback goes on) and logs why, never the token; the
+  token is never echoed into the playlists served.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path as FsPath
 from typing import Annotated
@@ -22,14 +28,16 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from ingest_node.deps import SettingsDep
-from ingest_node.ingest.viewers import SESSION_PATTERN, ViewerAggregator
+from ingest_node.ingest.viewers import SESSION_PATTERN, SessionIdentities, ViewerAggregator
 from ingest_node.media.thumbnails import THUMBNAIL_NAME
 from ingest_node.money.donation_rules import fingerprint
 from ingest_node.money.edge_guard import client_ip
 from ingest_node.schemas import CHANNEL_ID_PATTERN
+from services.chat.tokens import TokenError, TokenVerifier
 from services.ids import new_id
 from services.settings import Settings
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/live", tags=["hls"])
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
@@ -97,6 +105,43 @@ def _viewers(request: Request) -> ViewerAggregator | None:
     return ingest.viewers if ingest is not None else None
 
 
+def _viewer_token(request: Request) -> str | None:
+    """The chat token a signed-in viewer opened the master playlist with: `?token=` or a bearer header."""
+    token = request.query_params.get("token")
+    if not token:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        token = credentials.strip() if scheme.lower() == "bearer" else None
+    return token or None
+
+
+def identify(
+    verifier: TokenVerifier,
+    identities: SessionIdentities,
+    channel_id: str,
+    session_id: str,
+    new: bool,
+    token: str,
+) -> tuple[str, bool]:
+    """Bind the session to the token's user; returns the (possibly new) session id and whether it is new.
+
+    A session already bound to someone else, or presented with a bad token, is replaced by a fresh
+    anonymous one: a session id seen in a URL never lets a second person watch as, or spoil, the first.
+    """
+    bound = identities.user_of(channel_id, session_id)
+    try:
+        claims = verifier.verify(token)
+    except TokenError as exc:
+        # The reason only: the token itself is a credential and never reaches a log.
+        log.warning(
+            "viewer token refused on channel %s (%s): the session watches anonymously", channel_id, exc.reason
+        )
+        return (new_id(), True) if bound is not None else (session_id, new)
+    if bound is not None and bound != claims.user_id:
+        session_id, new = new_id(), True
+    identities.bind(channel_id, session_id, claims.user_id)
+    return session_id, new
+
+
 def _record(
     request: Request,
     settings: Settings,
@@ -158,6 +203,10 @@ def master_playlist(
 ) -> Response:
     session_id, new = _session(request, session)
     raw = _read(_file(settings, channel_id, "master.m3u8"), f"channel {channel_id!r} is not live;")
+    token, viewers = _viewer_token(request), _viewers(request)
+    verifier: TokenVerifier | None = getattr(request.app.state, "chat_tokens", None)
+    if token is not None and viewers is not None and verifier is not None:
+        session_id, new = identify(verifier, viewers.identities, channel_id, session_id, new, token)
     body = rewrite_playlist(raw.decode("utf-8", errors="replace"), session_id)
     return _playlist_response(body, MASTER_CACHE, session_id, new, channel_id)
 
@@ -195,7 +244,8 @@ def preflight(rest: str) -> Response:
         headers={
             **CORS_HEADERS,
             "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-            "Access-Control-Allow-Headers": "Range, Origin, Accept",
+            # Authorization: web players may send the viewer's chat token as a bearer header.
+            "Access-Control-Allow-Headers": "Range, Origin, Accept, Authorization",
             "Access-Control-Max-Age": "86400",
         },
     )
