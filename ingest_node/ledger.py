@@ -2,7 +2,9 @@
 
 The routes stay thin: they validate, call one function here, and turn its outcome into HTTP. Keeping
 the state machine in one place makes the rule visible: pending → succeeded | failed,
-succeeded → refunded | charged_back, nothing else.
+succeeded → refunded | charged_back, nothing else (the provider's part of it is
+`payment_webhooks.PAYMENT_TRANSITIONS`, shared with subscription and gift charges; `DonationPayments`
+is the donation's side of that dispatcher).
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ingest_node import payment_webhooks
 from ingest_node.audit import audit
 from ingest_node.models import Channel, Donation, DonationStatus, IdempotencyKey, WebhookEventRecord, utcnow
 from ingest_node.money import donation_rules
 from ingest_node.outbox import enqueue
+from ingest_node.payment_webhooks import Found, WebhookOutcome
 from ingest_node.schemas import DonationCreatedOut, DonationIn
 from services.events import (
     ChargebackReceived,
@@ -36,18 +39,15 @@ from services.events import (
 )
 from services.ids import new_id
 from services.money import Currency
-from services.payments import WebhookEvent
+from services.payments import WebhookData, WebhookEvent
+from services.revenue import RevenueSource, split_for
 from services.settings import Settings
 
 API_ACTOR = "api"
 PROVIDER_ACTOR = "payment-service"
 
-TRANSITIONS: dict[tuple[str, str], DonationStatus] = {
-    (DonationStatus.PENDING, "payment.succeeded"): DonationStatus.SUCCEEDED,
-    (DonationStatus.PENDING, "payment.failed"): DonationStatus.FAILED,
-    (DonationStatus.SUCCEEDED, "payment.refunded"): DonationStatus.REFUNDED,
-    (DonationStatus.SUCCEEDED, "payment.charged_back"): DonationStatus.CHARGED_BACK,
-}
+# The provider's transitions (pending → succeeded | failed, succeeded → refunded | charged_back) are
+# `payment_webhooks.PAYMENT_TRANSITIONS`, shared with subscription and gift charges.
 # Review of a held donation (not a provider event): approval asks for the payment, rejection fails it.
 REVIEW_TRANSITIONS: dict[tuple[str, str], DonationStatus] = {
     (DonationStatus.HELD, "approve"): DonationStatus.PENDING,
@@ -194,30 +194,16 @@ def fail_unsent(
         _store_response(session, key, status, {"detail": detail, "donation_id": donation_id})
 
 
-@dataclass(frozen=True)
-class WebhookOutcome:
-    outcome: str  # applied | duplicate | unknown_payment | mismatch | invalid_transition
-    http_status: int
-    detail: str
+class DonationPayments:
+    """Donations as a `payment_webhooks.PaymentKind`: found by the reference (the donation id) or, for a
+    webhook that names only the provider's id, by that; charged the amount plus any fee the donor covered."""
 
+    noun = "donation"
 
-def apply_webhook(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
-    """Apply one provider webhook: state change, webhook id, audit and outbox row commit together."""
-    try:
-        return _apply_webhook(session, settings, event)
-    except IntegrityError:
-        # The same webhook id was committed concurrently (a provider retry racing the original).
-        with session.begin():
-            if session.get(WebhookEventRecord, event.id) is not None:
-                return WebhookOutcome("duplicate", 200, "webhook already processed")
-        raise
+    def seen(self, session: Session, webhook_id: str) -> bool:
+        return session.get(WebhookEventRecord, webhook_id) is not None
 
-
-def _apply_webhook(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
-    with session.begin():
-        if session.get(WebhookEventRecord, event.id) is not None:
-            return WebhookOutcome("duplicate", 200, "webhook already processed")
-        data = event.data
+    def find(self, session: Session, data: WebhookData) -> Found | None:
         donation = session.execute(
             sa.select(Donation).where(Donation.donation_id == data.reference).with_for_update()
         ).scalar_one_or_none()
@@ -226,37 +212,50 @@ def _apply_webhook(session: Session, settings: Settings, event: WebhookEvent) ->
                 sa.select(Donation).where(Donation.provider_payment_id == data.payment_id).with_for_update()
             ).scalar_one_or_none()
         if donation is None:
-            return WebhookOutcome("unknown_payment", 404, f"no donation for payment {data.payment_id}")
-        if donation.provider_payment_id not in (None, data.payment_id):
-            return WebhookOutcome("mismatch", 422, "payment id does not belong to this donation")
+            return None
         charged = donation_rules.charged_amount(session, donation.donation_id, donation.amount_minor)
-        if (data.amount_minor, data.currency.value) != (charged, donation.currency):
-            return WebhookOutcome("mismatch", 422, "amount or currency differs from the donation")
-        target = TRANSITIONS.get((DonationStatus(donation.status), event.type))
-        if target is None:
-            return WebhookOutcome(
-                "invalid_transition", 409, f"cannot apply {event.type} to a {donation.status} donation"
-            )
+        return Found(
+            donation,
+            donation.donation_id,
+            donation.status,
+            donation.provider_payment_id,
+            charged,
+            donation.currency,
+        )
+
+    def transition(
+        self, session: Session, settings: Settings, found: Found, target: str, event: WebhookEvent
+    ) -> None:
+        donation: Donation = found.row
+        data = event.data
+        status = DonationStatus(target)
         donation.provider_payment_id = data.payment_id
         settled_at = (
-            datetime.fromtimestamp(event.created, UTC) if target == DonationStatus.SUCCEEDED else None
+            datetime.fromtimestamp(event.created, UTC) if status == DonationStatus.SUCCEEDED else None
         )
         _transition(
             session,
             settings,
             donation,
-            target,
+            status,
             actor=PROVIDER_ACTOR,
             reason=data.reason,
             settled_at=settled_at,
         )
-        if target == DonationStatus.CHARGED_BACK:
+        if status == DonationStatus.CHARGED_BACK:
             donation_rules.flag_donor(session, donation.donation_id, data.reason or "chargeback")
-            _emit(session, settings, donation, _chargeback(donation, data.reason))
+            _emit(session, settings, donation, _chargeback(session, donation, data.reason))
         session.add(
             WebhookEventRecord(webhook_id=event.id, event_type=event.type, donation_id=donation.donation_id)
         )
-    return WebhookOutcome("applied", 200, f"donation {donation.donation_id} is {target}")
+
+
+DONATIONS = DonationPayments()
+
+
+def apply_webhook(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
+    """Apply one provider webhook about a donation (the shared dispatcher, the donation's transitions)."""
+    return payment_webhooks.apply_webhook(session, settings, DONATIONS, event)
 
 
 class NotHeld(LookupError):
@@ -360,10 +359,10 @@ def _transition(
     )
     if before == DonationStatus.HELD and target == DonationStatus.PENDING:
         return  # approval: audited; the payment's own events follow
-    _emit(session, settings, donation, _payload(donation, target, reason))
+    _emit(session, settings, donation, _payload(donation, target, reason, session))
 
 
-def _chargeback(donation: Donation, reason: str) -> ChargebackReceived:
+def _chargeback(session: Session, donation: Donation, reason: str) -> ChargebackReceived:
     assert donation.provider_payment_id is not None and donation.settled_at is not None
     return ChargebackReceived(
         donation_id=donation.donation_id,
@@ -372,10 +371,26 @@ def _chargeback(donation: Donation, reason: str) -> ChargebackReceived:
         currency=Currency(donation.currency),
         settled_at=donation.settled_at,
         reason=reason,
+        **fees(session, donation),
     )
 
 
-def _payload(donation: Donation, target: DonationStatus, reason: str) -> Payload:
+def fees(session: Session, donation: Donation) -> dict[str, int]:
+    """The split of the donation's amount (85% to the streamer by the one rule in services.revenue) and
+    the fee its donor covered on top, as stamped on settled and reversal events: the lake then holds
+    what the provider charged (amount + donor fee) and what each side got, without re-deriving them."""
+    split = split_for(RevenueSource.DONATION, donation.amount_minor)
+    charged = donation_rules.charged_amount(session, donation.donation_id, donation.amount_minor)
+    return {
+        "streamer_share_minor": split.streamer_minor,
+        "platform_fee_minor": split.platform_minor,
+        "donor_fee_minor": charged - donation.amount_minor,
+    }
+
+
+def _payload(
+    donation: Donation, target: DonationStatus, reason: str, session: Session | None = None
+) -> Payload:
     currency = Currency(donation.currency)
     common: dict[str, Any] = {
         "donation_id": donation.donation_id,
@@ -387,10 +402,13 @@ def _payload(donation: Donation, target: DonationStatus, reason: str) -> Payload
     if target == DonationStatus.HELD:
         return DonationHeld(**common, reason=reason)
     assert donation.provider_payment_id is not None and donation.settled_at is not None
-    settled = {"payment_id": donation.provider_payment_id, "settled_at": donation.settled_at}
+    settled: dict[str, Any] = {"payment_id": donation.provider_payment_id, "settled_at": donation.settled_at}
+    if session is not None:
+        settled.update(fees(session, donation))
     if target == DonationStatus.SUCCEEDED:
+        edge = donation_rules.fingerprints(session, donation.donation_id) if session is not None else {}
         return DonationProcessed(
-            **common, **settled, donor_name=donation.donor_name, message=donation.message
+            **common, **settled, **edge, donor_name=donation.donor_name, message=donation.message
         )
     if target == DonationStatus.REFUNDED:
         return DonationRefunded(**common, **settled, reason=reason)

@@ -30,7 +30,10 @@ REFERENCE_PREFIX: dict[ChargeKind, str] = {
     ChargeKind.SUB_GIFT: "sub",
     ChargeKind.SUB_UPGRADE: "sub",
     ChargeKind.SUB_RENEW: "sub",
+    ChargeKind.SUB_GIFT_BATCH: "sub",
     ChargeKind.GIFT: "gift",
+    ChargeKind.BOOST: "boost",
+    ChargeKind.REQUEST: "req",
 }
 PREFIXES = frozenset(f"{p}:" for p in REFERENCE_PREFIX.values())
 

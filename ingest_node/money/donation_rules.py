@@ -145,3 +145,12 @@ def charged_amount(session: Session, donation_id: str, amount_minor: int) -> int
     """What the provider charges for a donation: its amount plus the fee its donor covered."""
     edge = session.get(DonationEdge, donation_id)
     return edge.charged_minor if edge is not None else amount_minor
+
+
+def fingerprints(session: Session, donation_id: str) -> dict[str, str | None]:
+    """The keyed IP, card and device fingerprints the edge saw, for the settled event: the fraud model
+    learns velocity and diversity from them in the lake (never a raw address or card)."""
+    edge = session.get(DonationEdge, donation_id)
+    if edge is None:
+        return {"ip_hash": None, "card_hash": None, "device_hash": None}
+    return {"ip_hash": edge.ip_hash, "card_hash": edge.card_hash, "device_hash": edge.device_hash}

@@ -98,6 +98,13 @@ def on_status(session: Session, charge: MoneyCharge, status: ChargeStatus) -> No
     _gift(session, charge).status = status
 
 
+def reverse(session: Session, charge: MoneyCharge, status: ChargeStatus) -> GiftPurchase:
+    """A settled gift refunded or charged back: it leaves the collection (reversals.py emits the event)."""
+    gift = _gift(session, charge)
+    gift.status = status
+    return gift
+
+
 def collection(session: Session, user_id: str) -> list[dict[str, Any]]:
     """What a viewer holds: settled gifts received (and bought for nobody in particular), by item."""
     rows = session.execute(

@@ -26,7 +26,10 @@ class ChargeKind(StrEnum):
     SUB_GIFT = "sub_gift"
     SUB_UPGRADE = "sub_upgrade"
     SUB_RENEW = "sub_renew"
+    SUB_GIFT_BATCH = "sub_gift_batch"  # one charge for N gifted subscriptions (gift_batches.py)
     GIFT = "gift"
+    BOOST = "boost"  # a boosted chat message (ingest_node/money/interactive.py)
+    REQUEST = "request"  # a music/game request (ingest_node/money/interactive.py)
 
 
 class ChargeStatus(StrEnum):

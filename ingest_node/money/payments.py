@@ -17,25 +17,26 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest_node.ledger import WebhookOutcome
+from ingest_node import payment_webhooks
 from ingest_node.models import utcnow
-from ingest_node.money import charges, gifts, subscriptions
+from ingest_node.money import charges, gifts, interactive, reversals, subscriptions
 from ingest_node.money.models import ChargeKind, ChargeStatus, MoneyCharge, MoneyWebhookEvent, Subscription
+from ingest_node.payment_webhooks import Found, WebhookOutcome
 from services import events
 from services import subscriptions as rules
 from services.money import Currency
-from services.payments import PaymentClient, PaymentRefused, PaymentRequest, PaymentServiceError, WebhookEvent
+from services.payments import (
+    PaymentClient,
+    PaymentRefused,
+    PaymentRequest,
+    PaymentServiceError,
+    WebhookData,
+    WebhookEvent,
+)
 from services.settings import Settings
 from services.subscriptions import SubStatus, Tier
 
 log = logging.getLogger(__name__)
-
-TRANSITIONS: dict[tuple[str, str], ChargeStatus] = {
-    (ChargeStatus.PENDING, "payment.succeeded"): ChargeStatus.SUCCEEDED,
-    (ChargeStatus.PENDING, "payment.failed"): ChargeStatus.FAILED,
-    (ChargeStatus.SUCCEEDED, "payment.refunded"): ChargeStatus.REFUNDED,
-    (ChargeStatus.SUCCEEDED, "payment.charged_back"): ChargeStatus.CHARGED_BACK,
-}
 
 
 @dataclass(frozen=True)
@@ -90,56 +91,66 @@ def submit(
     return Submitted(201, created)
 
 
-def apply_webhook(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
-    try:
-        return _apply(session, settings, event)
-    except IntegrityError:
-        session.rollback()
-        with session.begin():
-            if session.get(MoneyWebhookEvent, event.id) is not None:
-                return WebhookOutcome("duplicate", 200, "webhook already processed")
-        raise
+class ChargePayments:
+    """Subscription and gift charges as a `payment_webhooks.PaymentKind`: found by the reference only
+    (`sub:`/`gift:` + charge id); a transition dispatches to what the charge paid for."""
 
+    noun = "charge"
 
-def _apply(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
-    with session.begin():
-        if session.get(MoneyWebhookEvent, event.id) is not None:
-            return WebhookOutcome("duplicate", 200, "webhook already processed")
-        data = event.data
+    def seen(self, session: Session, webhook_id: str) -> bool:
+        return session.get(MoneyWebhookEvent, webhook_id) is not None
+
+    def find(self, session: Session, data: WebhookData) -> Found | None:
         charge = session.execute(
             sa.select(MoneyCharge).where(MoneyCharge.reference == data.reference).with_for_update()
         ).scalar_one_or_none()
         if charge is None:
-            return WebhookOutcome("unknown_payment", 404, f"no charge for payment {data.payment_id}")
-        if charge.provider_payment_id not in (None, data.payment_id):
-            return WebhookOutcome("mismatch", 422, "payment id does not belong to this charge")
-        if (data.amount_minor, data.currency.value) != (charge.amount_minor, charge.currency):
-            return WebhookOutcome("mismatch", 422, "amount or currency differs from the charge")
-        target = TRANSITIONS.get((charge.status, event.type))
-        if target is None:
-            return WebhookOutcome(
-                "invalid_transition", 409, f"cannot apply {event.type} to a {charge.status} charge"
-            )
+            return None
+        return Found(
+            charge,
+            charge.charge_id,
+            charge.status,
+            charge.provider_payment_id,
+            charge.amount_minor,
+            charge.currency,
+        )
+
+    def transition(
+        self, session: Session, settings: Settings, found: Found, target: str, event: WebhookEvent
+    ) -> None:
+        charge: MoneyCharge = found.row
+        data, status = event.data, ChargeStatus(target)
         charge.provider_payment_id = data.payment_id
-        if target == ChargeStatus.SUCCEEDED:
+        if status == ChargeStatus.SUCCEEDED:
             charge.settled_at = datetime.fromtimestamp(event.created, UTC)
-        charges.set_status(session, charge, target, actor=charges.PROVIDER_ACTOR, reason=data.reason)
-        if target == ChargeStatus.SUCCEEDED:
+        charges.set_status(session, charge, status, actor=charges.PROVIDER_ACTOR, reason=data.reason)
+        if charge.kind in interactive.KINDS and status != ChargeStatus.FAILED:
+            interactive.on_charge(session, settings, charge, status)  # boosts and requests handle their own
+        elif status == ChargeStatus.SUCCEEDED:
             assert charge.settled_at is not None
             if charge.kind == ChargeKind.GIFT:
                 gifts.on_settled(session, settings, charge, charge.settled_at)
             else:
                 subscriptions.on_settled(session, settings, charge, charge.settled_at)
-        elif target == ChargeStatus.FAILED:
+        elif status == ChargeStatus.FAILED:
             _dispatch_failed(session, settings, charge, data.reason or "declined")
-        elif charge.kind == ChargeKind.GIFT:
-            gifts.on_status(session, charge, target)
+        else:  # refunded or charged back: the streamer's share goes back, a chargeback flags the payer
+            reversals.on_reversed(session, settings, charge, status, data.reason)
         session.add(MoneyWebhookEvent(webhook_id=event.id, event_type=event.type, charge_id=charge.charge_id))
-    return WebhookOutcome("applied", 200, f"charge {charge.charge_id} is {target}")
+
+
+CHARGES = ChargePayments()
+
+
+def apply_webhook(session: Session, settings: Settings, event: WebhookEvent) -> WebhookOutcome:
+    """Apply one provider webhook about a charge (the shared dispatcher, the charge's transitions)."""
+    return payment_webhooks.apply_webhook(session, settings, CHARGES, event)
 
 
 def _dispatch_failed(session: Session, settings: Settings, charge: MoneyCharge, reason: str) -> None:
-    if charge.kind == ChargeKind.GIFT:
+    if charge.kind in interactive.KINDS:
+        interactive.on_charge(session, settings, charge, ChargeStatus.FAILED)
+    elif charge.kind == ChargeKind.GIFT:
         gifts.on_status(session, charge, ChargeStatus.FAILED)
     else:
         subscriptions.on_failed(session, settings, charge, reason)
@@ -193,7 +204,13 @@ def renew_due(
         )
         session.rollback()
         for subscription_id in ids:
-            _renew_one(session, settings, payments, subscription_id, now, report)
+            try:
+                _renew_one(session, settings, payments, subscription_id, now, report)
+            except IntegrityError:
+                # Another runner committed this period's charge first (same deterministic key): its
+                # round owns it; nothing was charged twice.
+                session.rollback()
+                log.info("renewal of %s is being handled by another runner", subscription_id)
     return report
 
 

@@ -37,6 +37,18 @@ class GiftSubscriptionIn(BaseModel):
     payment_token: Token
 
 
+class RandomGiftSubscriptionsIn(BaseModel):
+    """One month each for `count` viewers present in the channel, drawn by the node, paid in one charge;
+    `count` is at most EFIR_GIFT_SUBS_MAX_RECIPIENTS (checked by the route, which knows the setting)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel_id: ChannelRef
+    gifter_id: UserId
+    tier: Tier
+    count: Annotated[StrictInt, Field(ge=1)]
+    payment_token: Token
+
+
 class TierChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tier: Tier

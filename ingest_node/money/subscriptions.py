@@ -82,25 +82,15 @@ def open_subscription(
     if live is not None:
         raise Conflict(f"{subscriber_id!r} already has a subscription to {channel_id!r} ({live[0]})")
     token = secrets.token_urlsafe(24)
-    now = utcnow()
-    sub = Subscription(
-        subscription_id=new_id(),
-        channel_id=channel_id,
-        subscriber_id=subscriber_id,
-        tier=tier,
-        status=SubStatus.PENDING,
-        auto_renew=gifted_by is None,  # a gifted month does not renew on the gifter's card
+    sub = new_subscription(
+        session,
+        channel_id,
+        subscriber_id,
+        tier,
         gifted_by=gifted_by,
-        period_no=0,
-        notice_period_no=0,
-        streak_months=0,
-        manage_token_hash=token_hash(token),
-        payment_token=payment_token if gifted_by is None else None,
-        created_at=now,
-        updated_at=now,
+        payment_token=payment_token,
+        manage_token=token,
     )
-    session.add(sub)
-    session.flush()
     charge = charges.new_charge(
         session,
         kind=ChargeKind.SUB_GIFT if gifted_by else ChargeKind.SUB_CREATE,
@@ -113,8 +103,44 @@ def open_subscription(
         subscription_id=sub.subscription_id,
         tier=tier,
     )
-    _audit(session, sub, "subscription.requested", None, SubStatus.PENDING)
     return Opened(sub, charge, token)
+
+
+def new_subscription(
+    session: Session,
+    channel_id: str,
+    subscriber_id: str,
+    tier: Tier,
+    *,
+    gifted_by: str | None,
+    payment_token: str | None = None,
+    manage_token: str | None = None,
+) -> Subscription:
+    """A pending subscription row and its audit row (caller's transaction); its charge is the caller's.
+
+    A gifted one never keeps a payment token (it does not renew on the gifter's card); without a manage
+    token (a randomly gifted one) nobody can change it by token, it simply runs out."""
+    now = utcnow()
+    sub = Subscription(
+        subscription_id=new_id(),
+        channel_id=channel_id,
+        subscriber_id=subscriber_id,
+        tier=tier,
+        status=SubStatus.PENDING,
+        auto_renew=gifted_by is None,  # a gifted month does not renew on the gifter's card
+        gifted_by=gifted_by,
+        period_no=0,
+        notice_period_no=0,
+        streak_months=0,
+        manage_token_hash=token_hash(manage_token or secrets.token_urlsafe(24)),
+        payment_token=payment_token if gifted_by is None else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(sub)
+    session.flush()
+    _audit(session, sub, "subscription.requested", None, SubStatus.PENDING)
+    return sub
 
 
 def locked(session: Session, subscription_id: str) -> Subscription:
@@ -217,10 +243,23 @@ def open_upgrade(
 
 
 def on_settled(session: Session, settings: Settings, charge: MoneyCharge, settled_at: datetime) -> None:
-    assert charge.subscription_id is not None and charge.tier is not None
+    assert charge.tier is not None
+    if charge.kind == ChargeKind.SUB_GIFT_BATCH:
+        # Each recipient's month is its own credit (the tier's price), so the N events sum to the charge.
+        for subscription_id in paid_by(session, charge):
+            sub = locked(session, subscription_id)
+            before = SubStatus(sub.status)
+            sub.status = _next(sub, Action.ACTIVATE)
+            sub.period_no, sub.streak_months = 1, 1
+            sub.period_start, sub.period_end = settled_at, rules.add_month(settled_at)
+            amount = rules.TIER_PRICE_MINOR[Tier(sub.tier)]
+            common = {"amount": amount, "payment_id": charge.provider_payment_id}
+            _changed(session, settings, sub, before, events.SubscriptionGifted, **common)
+        return
+    assert charge.subscription_id is not None
     sub = locked(session, charge.subscription_id)
     before = SubStatus(sub.status)
-    common: dict[str, Any] = {"amount": charge.amount_minor, "payment_id": charge.provider_payment_id}
+    common = {"amount": charge.amount_minor, "payment_id": charge.provider_payment_id}
     if charge.kind in (ChargeKind.SUB_CREATE, ChargeKind.SUB_GIFT):
         sub.status = _next(sub, Action.ACTIVATE)
         sub.period_no, sub.streak_months = 1, 1
@@ -242,15 +281,41 @@ def on_settled(session: Session, settings: Settings, charge: MoneyCharge, settle
 
 
 def on_failed(session: Session, settings: Settings, charge: MoneyCharge, reason: str) -> None:
+    for subscription_id in paid_by(session, charge):
+        sub = locked(session, subscription_id)
+        before = SubStatus(sub.status)
+        opening = (ChargeKind.SUB_CREATE, ChargeKind.SUB_GIFT, ChargeKind.SUB_GIFT_BATCH)
+        if charge.kind in opening and before == SubStatus.PENDING:
+            sub.status = _next(sub, Action.FAIL)
+            sub.updated_at = utcnow()
+            _audit(session, sub, "subscription.failed", before, SubStatus.FAILED)
+        elif charge.kind == ChargeKind.SUB_RENEW and before == SubStatus.ACTIVE:
+            expire(session, settings, sub, reason=f"renewal payment failed: {reason}"[:300])
+
+
+def paid_by(session: Session, charge: MoneyCharge) -> list[str]:
+    """The subscriptions a charge paid for: its own, or every recipient of a batch of gifts."""
+    if charge.kind == ChargeKind.SUB_GIFT_BATCH:
+        from ingest_node.money import gift_batches  # imports this module
+
+        return gift_batches.members(session, charge.charge_id)
     assert charge.subscription_id is not None
-    sub = locked(session, charge.subscription_id)
+    return [charge.subscription_id]
+
+
+def revoke(session: Session, settings: Settings, sub: Subscription, *, reason: str) -> bool:
+    """The payment behind the subscription was taken back: it ends now, from any live state (a paused
+    one too), with no renewal; False when it had already ended (nothing to change)."""
     before = SubStatus(sub.status)
-    if charge.kind in (ChargeKind.SUB_CREATE, ChargeKind.SUB_GIFT) and before == SubStatus.PENDING:
-        sub.status = _next(sub, Action.FAIL)
-        sub.updated_at = utcnow()
-        _audit(session, sub, "subscription.failed", before, SubStatus.FAILED)
-    elif charge.kind == ChargeKind.SUB_RENEW and before == SubStatus.ACTIVE:
-        expire(session, settings, sub, reason=f"renewal payment failed: {reason}"[:300])
+    if before not in (SubStatus.ACTIVE, SubStatus.PAUSED, SubStatus.CANCELLED, SubStatus.PENDING):
+        return False
+    sub.status, sub.auto_renew, sub.pending_tier = SubStatus.EXPIRED, False, None
+    sub.streak_months, sub.paused_at = 0, None
+    now = utcnow()
+    if sub.period_end is not None and sub.period_end > now:
+        sub.period_end = now  # perks end with the money
+    _changed(session, settings, sub, before, events.SubscriptionExpired, reason=reason[:300])
+    return True
 
 
 def expire(session: Session, settings: Settings, sub: Subscription, *, reason: str) -> None:

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from ingest_node.deps import PaymentsDep, SessionDep, SettingsDep
-from ingest_node.money import charges, payments
+from ingest_node.money import charges, payer_checks, payments
 from ingest_node.money import gifts as node_gifts
 from ingest_node.money.models import GiftPurchase
 from ingest_node.money.schemas import GiftIn, GiftOut
@@ -42,6 +42,8 @@ def send_gift(
             previous = charges.by_key(session, stored_key)
             if previous is not None:
                 return replay(previous, digest)
+            payer_checks.refuse_banned_recipient(session, body.channel_id, body.recipient_id)
+            payer_checks.refuse_flagged_payer(session, settings, body.sender_id)
             opened = node_gifts.open_gift(
                 session,
                 key=stored_key,
@@ -56,6 +58,10 @@ def send_gift(
             )
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except payer_checks.RecipientBanned as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except payer_checks.PayerFlagged as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except IntegrityError:
         session.rollback()
         with session.begin():

@@ -20,10 +20,16 @@ from sqlalchemy.orm import Session
 
 from ingest_node.deps import AdminDep, PaymentsDep, SessionDep, SettingsDep
 from ingest_node.models import utcnow
-from ingest_node.money import charges, payments
+from ingest_node.money import charges, gift_batches, payer_checks, payments
 from ingest_node.money import subscriptions as subs
 from ingest_node.money.models import Subscription
-from ingest_node.money.schemas import GiftSubscriptionIn, SubscriptionIn, SubscriptionOut, TierChangeIn
+from ingest_node.money.schemas import (
+    GiftSubscriptionIn,
+    RandomGiftSubscriptionsIn,
+    SubscriptionIn,
+    SubscriptionOut,
+    TierChangeIn,
+)
 from ingest_node.routes.money_http import idempotency_key, replay
 from services import subscriptions as rules
 from services.payments import PaymentClient
@@ -72,6 +78,9 @@ def _open(
             previous = charges.by_key(session, stored_key)
             if previous is not None:
                 return replay(previous, digest)
+            if gifted_by is not None:
+                payer_checks.refuse_banned_recipient(session, channel_id, subscriber_id)
+            payer_checks.refuse_flagged_payer(session, settings, gifted_by or subscriber_id)
             opened = subs.open_subscription(
                 session,
                 key=stored_key,
@@ -86,13 +95,12 @@ def _open(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except subs.Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except payer_checks.RecipientBanned as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except payer_checks.PayerFlagged as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except IntegrityError:  # the same key committed concurrently
-        session.rollback()
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-        if previous is None:
-            raise
-        return replay(previous, digest)
+        return _replay_raced(session, stored_key, digest)
     sub, charge = opened.subscription, opened.charge
     created = {
         **out(sub).model_dump(mode="json"),
@@ -155,6 +163,88 @@ def gift_subscription(
         payment_token=body.payment_token,
         gifted_by=body.gifter_id,
     )
+
+
+@router.post("/gift/random", status_code=status.HTTP_201_CREATED)
+def gift_random_subscriptions(
+    body: RandomGiftSubscriptionsIn,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    client: PaymentsDep,
+    key: KeyDep,
+) -> JSONResponse:
+    """A month each for `count` random viewers present in the channel, one charge for all of them;
+    `subscription.gifted` per recipient once it settles. Refused (409, nothing charged) when fewer
+    eligible viewers are present; a retry with the same key replays the same recipients."""
+    cap = settings.gift_subs_max_recipients
+    if body.count > cap:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"count must be between 1 and {cap}, not {body.count}"
+        )
+    stored_key, digest = f"api:{key}", charges.request_hash(body.model_dump(mode="json"))
+    try:
+        with session.begin():
+            previous = charges.by_key(session, stored_key)
+            if previous is not None:
+                return replay(previous, digest)
+            payer_checks.refuse_flagged_payer(session, settings, body.gifter_id)
+            opened = gift_batches.open_batch(
+                session,
+                key=stored_key,
+                digest=digest,
+                channel_id=body.channel_id,
+                gifter_id=body.gifter_id,
+                tier=body.tier,
+                count=body.count,
+                connected=_chat_users(request, body.channel_id),
+                presence_minutes=settings.gift_subs_presence_minutes,
+            )
+    except subs.NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except gift_batches.NotEnoughViewers as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except payer_checks.PayerFlagged as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except IntegrityError:
+        return _replay_raced(session, stored_key, digest)
+    charge = opened.charge
+    created = {
+        "charge_id": charge.charge_id,
+        "channel_id": body.channel_id,
+        "gifter_id": body.gifter_id,
+        "tier": body.tier.value,
+        "amount_minor": charge.amount_minor,
+        "currency": charge.currency,
+        "status": "pending",
+        "subscriptions": [out(sub).model_dump(mode="json") for sub in opened.subscriptions],
+    }
+    done = payments.submit(
+        session,
+        settings,
+        client,
+        charge,
+        payment_token=body.payment_token,
+        description=f"{body.count} gifted {body.tier} subscriptions to {body.channel_id}",
+        created=created,
+    )
+    return JSONResponse(done.body, status_code=done.status)
+
+
+def _chat_users(request: Request, channel_id: str) -> list[str]:
+    """Signed-in viewers connected to the channel's chat socket on this node."""
+    rooms = request.app.state.chat.hub.rooms
+    return [conn.user_id for conn in list(rooms.get(channel_id, ())) if conn.user_id]
+
+
+def _replay_raced(session: Session, stored_key: str, digest: str) -> JSONResponse:
+    """The same key committed concurrently: answer what it stored (never a second charge)."""
+    session.rollback()
+    with session.begin():
+        previous = charges.by_key(session, stored_key)
+    if previous is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, "a concurrent request conflicted; retry")
+    return replay(previous, digest)
 
 
 @router.post("/renewals/run")
