@@ -42,6 +42,14 @@ class DonationIn(BaseModel):
     cover_fee: Annotated[
         StrictBool, Field(description="The donor adds the platform fee so the donation is not reduced by it.")
     ] = False
+    challenge_id: Annotated[
+        StrictStr | None,
+        Field(max_length=64, description="A challenge of the channel this donation counts towards."),
+    ] = None
+    mark_moment: Annotated[
+        StrictBool,
+        Field(description="Mark a highlighted moment at the current stream time (channel must be live)."),
+    ] = False
 
 
 class DonationCreatedOut(BaseModel):

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from ingest_node import ledger
 from ingest_node.deps import MetricsDep, PaymentsDep, SessionDep, SettingsDep
 from ingest_node.models import Donation, DonationStatus
-from ingest_node.money import donation_screen
+from ingest_node.money import challenges, donation_screen
 from ingest_node.money.donation_rules import fingerprint
 from ingest_node.money.edge_guard import DEVICE_HEADER, EdgeGuard, client_ip
 from ingest_node.schemas import IDEMPOTENCY_KEY_PATTERN, DonationIn, DonationOut
@@ -97,6 +97,17 @@ def create_donation(
         screened = donation_screen.screen(session, settings, guard, body, ip=ip, device=device)
     if isinstance(screened, donation_screen.Refusal):
         raise HTTPException(screened.status, screened.detail)
+    try:  # a challenge to count towards, a moment to mark (ingest_node/money/challenges.py)
+        with session.begin():
+            tag = challenges.check_tag(
+                session,
+                channel_id=body.channel_id,
+                currency=body.currency,
+                challenge_id=body.challenge_id,
+                mark_moment=body.mark_moment,
+            )
+    except challenges.Refused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
     digest = ledger.request_hash(body)
     try:
         opened = ledger.open_donation(
@@ -107,7 +118,10 @@ def create_donation(
             body,
             held_reason=screened.held_reason,
             message=screened.message,
-            extra=lambda s, d: s.add(screened.edge_row(d.donation_id, d.channel_id, body.payment_token)),
+            extra=lambda s, d: s.add_all(
+                [screened.edge_row(d.donation_id, d.channel_id, body.payment_token)]
+                + ([tag.row(d.donation_id)] if tag is not None else [])
+            ),
         )
     except ledger.UnknownChannel:
         raise HTTPException(

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ingest_node.audit import audit
 from ingest_node.deps import AdminDep, SessionDep
 from ingest_node.models import Channel, utcnow
-from ingest_node.money import alerts
+from ingest_node.money import alert_settings, alerts
 from ingest_node.money.models import OverlayKey
 
 router = APIRouter(tags=["overlays"])
@@ -105,7 +105,8 @@ async def alert_feed(websocket: WebSocket, channel_id: str, key: str = "") -> No
         while not closed.is_set():
             waiter[1].clear()
             for seq, body in await run_in_threadpool(_after, sessions, channel_id, cursor):
-                await websocket.send_text(body)
+                if body is not None:  # None: below the streamer's minimum or a disabled alert type
+                    await websocket.send_text(body)
                 cursor = seq
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter[1].wait(), timeout=POLL_SECONDS)
@@ -121,6 +122,12 @@ def _cursor(sessions: sessionmaker[Session], channel_id: str, after: str | None)
         return alerts.cursor_after(session, channel_id, after)
 
 
-def _after(sessions: sessionmaker[Session], channel_id: str, seq: int) -> list[tuple[int, str]]:
+def _after(sessions: sessionmaker[Session], channel_id: str, seq: int) -> list[tuple[int, str | None]]:
+    """The next alerts, each shaped by the channel's current alert settings (None: not shown)."""
     with sessions() as session:
-        return alerts.alerts_after(session, channel_id, seq)
+        rows = alerts.alerts_after(session, channel_id, seq)
+        if not rows:
+            return []
+        settings = alert_settings.load(session, channel_id)
+        automod = alert_settings.channel_automod(session, channel_id)
+        return [(s, alert_settings.decorate(body, settings, automod)) for s, body in rows]
