@@ -1,0 +1,241 @@
+"""The fraud assets materialised in-process over a small landed lake with fraud rings in it: features,
+the versioned model, daily scores with reasons, the review queue, and the blocking checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from assets.donations import EVENT_ID_UNIQUE, donations, donations_event_id_unique
+from assets.fraud import (
+    CURRENT_MODEL,
+    FEATURES_ONE_ROW_PER_DONATION,
+    MODEL_BEATS_RULES,
+    QUEUE_ABOVE_THRESHOLD,
+    QUEUED_HAVE_REASONS,
+    SCORED_DONATIONS_EXIST,
+    SCORES_IN_UNIT_INTERVAL,
+    FraudResource,
+    fraud_features,
+    fraud_features_one_row_per_donation,
+    fraud_model,
+    fraud_model_beats_rules,
+    fraud_queue_above_threshold,
+    fraud_queued_have_reasons,
+    fraud_review_queue,
+    fraud_scored_donations_exist,
+    fraud_scores,
+    fraud_scores_in_unit_interval,
+    model_dir,
+)
+from assets.resources import LakeResource, MartsResource
+from services.events import DonationProcessed, Envelope
+from services.fraud_patterns import charged_back_ids, labelled_donations
+from services.lake import mart_partition_path
+from services.marts import FRAUD_FEATURES_MART, FRAUD_REVIEW_MART, FRAUD_SCORES_MART, review_queue
+from tests.fixture_lake import land
+
+START = datetime(2026, 11, 20, tzinfo=UTC)
+DAYS = [(START + timedelta(days=i)).date() for i in range(3)]
+THRESHOLD = 0.5
+DAILY_FEATURES = [donations, donations_event_id_unique, fraud_features, fraud_features_one_row_per_donation]
+DAILY_SCORES = [
+    fraud_scores,
+    fraud_scores_in_unit_interval,
+    fraud_scored_donations_exist,
+    fraud_review_queue,
+    fraud_queued_have_reasons,
+    fraud_queue_above_threshold,
+]
+
+
+def resources(lake: Path, marts: Path, threshold: float = THRESHOLD) -> dict[str, object]:
+    return {
+        "lake": LakeResource(root=str(lake)),
+        "marts": MartsResource(root=str(marts)),
+        "fraud": FraudResource(
+            review_threshold=threshold,
+            lookback_days=30,
+            velocity_max_small=5,
+            velocity_small_minor=5_000,
+            velocity_window_seconds=600,
+        ),
+    }
+
+
+def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def build(lake: Path, marts: Path, days: list[date] = DAYS) -> dict[str, object]:
+    """Features for every day, then the model, then scores and queues: the order a backfill runs."""
+    res = resources(lake, marts)
+    for day in days:
+        got = dg.materialize(DAILY_FEATURES, partition_key=day.isoformat(), resources=res)  # type: ignore[arg-type]
+        assert checks(got) == {EVENT_ID_UNIQUE: True, FEATURES_ONE_ROW_PER_DONATION: True}
+    model = dg.materialize([fraud_model, fraud_model_beats_rules], resources=res)  # type: ignore[arg-type]
+    (mat,) = model.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in mat.materialization.metadata.items()}
+    for day in days:
+        got = dg.materialize(DAILY_SCORES, partition_key=day.isoformat(), resources=res)  # type: ignore[arg-type]
+        assert checks(got) == {
+            SCORES_IN_UNIT_INTERVAL: True,
+            SCORED_DONATIONS_EXIST: True,
+            QUEUED_HAVE_REASONS: True,
+            QUEUE_ABOVE_THRESHOLD: True,
+        }
+    metadata["beats_rules"] = checks(model)[MODEL_BEATS_RULES]
+    return metadata
+
+
+@pytest.fixture(scope="module")
+def events() -> list[Envelope]:
+    return labelled_donations(11, ["alpha", "beta"], START, len(DAYS), donations=900, rings=24)
+
+
+@pytest.fixture(scope="module")
+def built(
+    tmp_path_factory: pytest.TempPathFactory, events: list[Envelope]
+) -> tuple[Path, Path, dict[str, object]]:
+    """One lake and one full build shared by the tests that only read it (building takes a while)."""
+    root = tmp_path_factory.mktemp("fraud")
+    lake, marts = root / "lake", root / "marts"
+    land(lake, events)
+    return lake, marts, build(lake, marts)
+
+
+def test_every_settled_donation_is_scored_once_and_high_scores_are_queued(
+    built: tuple[Path, Path, dict[str, object]], events: list[Envelope]
+) -> None:
+    _, marts, metadata = built
+    settled = {
+        e.payload["donation_id"]: e.occurred_at.date()
+        for e in events
+        if e.event_type == DonationProcessed.event_type and e.occurred_at.date() in DAYS
+    }
+    scored: dict[str, date] = {}
+    for day in DAYS:
+        rows = pq.read_table(mart_partition_path(marts, FRAUD_SCORES_MART, day)).to_pylist()
+        assert all(
+            0.0 <= r["score"] <= 1.0 and r["reasons"] and r["model_version"] == metadata["version"]
+            for r in rows
+        )
+        scored.update({r["donation_id"]: day for r in rows})
+        queue = pq.read_table(mart_partition_path(marts, FRAUD_REVIEW_MART, day)).to_pylist()
+        assert [r["donation_id"] for r in queue] == [
+            r["donation_id"] for r in rows if r["score"] >= THRESHOLD
+        ]
+        assert [r["score"] for r in queue] == sorted((r["score"] for r in queue), reverse=True)
+    assert scored == settled
+    # The rings are in the queue: most queued donations were charged back.
+    labels = charged_back_ids(events)
+    queued = review_queue(marts)
+    assert queued and sum(q.donation_id in labels for q in queued) / len(queued) > 0.6
+    assert all(q.reasons for q in queued)
+
+
+def test_the_model_is_supervised_versioned_and_beats_the_rules(
+    built: tuple[Path, Path, dict[str, object]],
+) -> None:
+    lake, built_marts, metadata = built
+    assert metadata["kind"] == "supervised"
+    assert metadata["train_positives"] > 20
+    assert metadata["holdout_model_pr_auc"] > metadata["holdout_rules_pr_auc"]  # type: ignore[operator]
+    assert metadata["beats_rules"] is True
+    folder = model_dir(built_marts)
+    assert json.loads((folder / CURRENT_MODEL).read_text()) == {"version": metadata["version"]}
+    summary = json.loads((folder / str(metadata["version"]) / "metrics.json").read_text())
+    assert summary["evaluation"]["holdout_positives"] == metadata["holdout_positives"]
+    # Same data, same parameters: the same version (the artifact is reproducible, not a new one per run).
+    again = dg.materialize([fraud_model], resources=resources(lake, built_marts))  # type: ignore[arg-type]
+    (mat,) = again.get_asset_materialization_events()
+    assert mat.materialization.metadata["version"].value == metadata["version"]
+
+
+def test_without_chargebacks_the_anomaly_model_scores_with_reasons(
+    lake: Path, tmp_path: Path, events: list[Envelope]
+) -> None:
+    land(lake, [e for e in events if e.event_type == DonationProcessed.event_type])
+    marts = tmp_path / "marts"
+    metadata = build(lake, marts, DAYS[:2])
+    assert metadata["kind"] == "anomaly"
+    assert metadata["train_positives"] == 0
+    assert metadata["beats_rules"] is False  # nothing to compare on: a warning, not a stop
+    rows = pq.read_table(mart_partition_path(marts, FRAUD_SCORES_MART, DAYS[0])).to_pylist()
+    assert rows and all(r["model_kind"] == "anomaly" and r["reasons"] for r in rows)
+
+
+def test_scores_before_a_model_exists_fail_clearly(
+    lake: Path, tmp_path: Path, events: list[Envelope]
+) -> None:
+    land(lake, events)
+    marts = tmp_path / "marts"
+    res = resources(lake, marts)
+    dg.materialize(DAILY_FEATURES, partition_key=DAYS[0].isoformat(), resources=res)  # type: ignore[arg-type]
+    result = dg.materialize(
+        [fraud_scores], partition_key=DAYS[0].isoformat(), resources=res, raise_on_error=False
+    )  # type: ignore[arg-type]
+    assert not result.success
+    failure = result.get_step_failure_events()[0]
+    assert "materialise fraud_model first" in str(failure.step_failure_data.error)
+
+
+def test_blocking_checks_catch_a_bad_score_an_unknown_donation_and_a_bare_reason(
+    built: tuple[Path, Path, dict[str, object]], tmp_path: Path
+) -> None:
+    lake, built_marts, _ = built
+    marts = tmp_path / "marts"
+    shutil.copytree(built_marts, marts)  # the shared build stays intact for the other tests
+    day = DAYS[1]
+    scores_path = mart_partition_path(marts, FRAUD_SCORES_MART, day)
+    rows = pq.read_table(scores_path).to_pylist()
+    rows[0]["score"] = 1.5
+    rows.append({**rows[1], "donation_id": "not-a-donation"})
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(scores_path)), scores_path)
+    queue_path = mart_partition_path(marts, FRAUD_REVIEW_MART, day)
+    queued = pq.read_table(queue_path).to_pylist()
+    assert queued
+    queued[0]["reasons"] = []
+    pq.write_table(pa.Table.from_pylist(queued, schema=pq.read_schema(queue_path)), queue_path)
+
+    result = dg.materialize(
+        [donations, *DAILY_SCORES],
+        selection=dg.AssetSelection.checks(*DAILY_SCORES[1:3], *DAILY_SCORES[4:]),
+        resources=resources(lake, marts),
+        raise_on_error=False,
+    )
+    assert checks(result) == {
+        SCORES_IN_UNIT_INTERVAL: False,
+        SCORED_DONATIONS_EXIST: False,
+        QUEUED_HAVE_REASONS: False,
+        QUEUE_ABOVE_THRESHOLD: False,  # the scores now hold one more due donation than the queue
+    }
+
+
+def test_features_mart_holds_the_days_donations_with_fingerprint_features(
+    built: tuple[Path, Path, dict[str, object]],
+) -> None:
+    _, marts, _ = built
+    table = pq.read_table(mart_partition_path(marts, FRAUD_FEATURES_MART, DAYS[2]))
+    assert table.num_rows > 0
+    rows = table.to_pylist()
+    assert {r["occurred_at"].date() for r in rows} == {DAYS[2]}
+    # Card testing happened: some donation saw many cards on its device.
+    assert max(r["device_distinct_cards"] for r in rows) >= 6
+
+
+def test_a_day_without_settled_donations_gives_empty_features(lake: Path, tmp_path: Path) -> None:
+    land(lake, labelled_donations(2, ["alpha"], START, 1, donations=5, rings=0))
+    marts = tmp_path / "marts"
+    quiet = (START + timedelta(days=5)).date().isoformat()  # nothing landed that day
+    result = dg.materialize(DAILY_FEATURES, partition_key=quiet, resources=resources(lake, marts))
+    assert checks(result) == {EVENT_ID_UNIQUE: True, FEATURES_ONE_ROW_PER_DONATION: True}
+    table = pq.read_table(mart_partition_path(marts, FRAUD_FEATURES_MART, date.fromisoformat(quiet)))
+    assert table.num_rows == 0 and table.schema.names[:2] == ["donation_id", "occurred_at"]

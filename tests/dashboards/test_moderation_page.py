@@ -1,0 +1,134 @@
+"""The moderation page over a `fraud_review_queue` mart in the assets' own schema: score, reasons, donor
+and amount, per day; the model's holdout metrics above; finance only."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from assets.fraud import REVIEW_SCHEMA
+from assets.mart_files import write_mart_partition
+from dashboards.auth import STATE_KEY
+from services.dashboard_accounts import Principal
+from services.lake import mart_dir
+from services.marts import FRAUD_MODEL_DIR, FRAUD_MODEL_METRICS, FRAUD_MODEL_POINTER, FRAUD_REVIEW_MART
+from tests.dashboards.signin import signed_in_app
+
+PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "moderation.py"
+EMPTY_STATE = (
+    "No fraud review queue yet — materialise fraud_features, fraud_model and fraud_scores in Dagster"
+)
+NOTHING_QUEUED = "Nothing reached the review threshold on this day"
+DAY, QUIET_DAY = date(2026, 11, 27), date(2026, 11, 26)
+
+
+def queued(donation_id: str, score: float, **kw: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "day": DAY,
+        "donation_id": donation_id,
+        "occurred_at": datetime(2026, 11, 27, 3, 15, tzinfo=UTC),
+        "channel_id": "alpha",
+        "user_id": None,
+        "donor_key": "card:c1",
+        "donor_name": None,
+        "amount_minor": 1_000,
+        "currency": "RUB",
+        "gross_rub_minor": 1_000,
+        "score": score,
+        "reasons": ["small payments from this IP in 10 min: 7 (typical 0)"],
+        "rules_flag": "card_testing_ip",
+        "model_version": "0123456789abcdef",
+        "model_kind": "supervised",
+    }
+    return row | kw
+
+
+@pytest.fixture
+def marts(tmp_path: Path) -> Path:
+    root = tmp_path / "marts"
+    rows = [
+        queued("d-low", 0.61),
+        queued(
+            "d-high",
+            0.97,
+            user_id="user_9",
+            donor_name="NightOwl",
+            amount_minor=3_000,
+            currency="USD",
+            gross_rub_minor=240_364,
+            reasons=[
+                "account age (log hours since first seen): 0 (typical 5.2)",
+                "amount (log of roubles): 7.8",
+            ],
+            rules_flag=None,
+            occurred_at=datetime(2026, 11, 27, 22, 40, tzinfo=UTC),
+        ),
+    ]
+    write_mart_partition(root, FRAUD_REVIEW_MART, DAY, pa.Table.from_pylist(rows, schema=REVIEW_SCHEMA))
+    write_mart_partition(root, FRAUD_REVIEW_MART, QUIET_DAY, REVIEW_SCHEMA.empty_table())
+    model = mart_dir(root, FRAUD_MODEL_DIR)
+    (model / "0123456789abcdef").mkdir(parents=True)
+    (model / FRAUD_MODEL_POINTER).write_text(json.dumps({"version": "0123456789abcdef"}))
+    metrics = {
+        "version": "0123456789abcdef",
+        "kind": "supervised",
+        "train_rows": 1200,
+        "evaluation": {
+            "split_at": "2026-11-20",
+            "model": {"precision": 0.75, "recall": 0.66, "pr_auc": 0.77},
+            "rules": {"precision": 0.71, "recall": 0.6, "pr_auc": 0.45},
+        },
+    }
+    (model / "0123456789abcdef" / FRAUD_MODEL_METRICS).write_text(json.dumps(metrics))
+    return root
+
+
+def open_page(monkeypatch: pytest.MonkeyPatch, marts_dir: Path) -> AppTest:
+    return signed_in_app(monkeypatch, marts_dir, role="finance", page="pages/moderation.py")
+
+
+def test_queue_shows_scores_reasons_donor_and_amount_highest_first(
+    monkeypatch: pytest.MonkeyPatch, marts: Path
+) -> None:
+    app = open_page(monkeypatch, marts)
+    assert app.selectbox(key="day").options == ["2026-11-27", "2026-11-26", "All days"]
+    assert [m.value for m in app.metric] == ["2", "2 413.64 RUB", "0.97"]
+    rows = app.dataframe[0].value.to_dict("records")
+    assert [(r["Score"], r["Donor"], r["Amount"], r["In RUB"], r["Edge rule"]) for r in rows] == [
+        (0.97, "NightOwl", "30.00 USD", "2 403.64 RUB", ""),
+        (0.61, "anonymous", "10.00 RUB", "10.00 RUB", "card_testing_ip"),
+    ]
+    assert rows[0]["Top reasons"] == (
+        "account age (log hours since first seen): 0 (typical 5.2); amount (log of roubles): 7.8"
+    )
+    caption = app.caption[0].value
+    assert "0123456789abcdef" in caption and "PR-AUC 0.77 (rules 0.45)" in caption
+
+
+def test_a_day_with_nothing_queued_says_so(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
+    app = open_page(monkeypatch, marts)
+    app.selectbox(key="day").select("2026-11-26").run()
+    assert [m.value for m in app.metric] == ["0", "0.00 RUB", "0.00"]
+    assert [i.value for i in app.info] == [NOTHING_QUEUED]
+    assert not app.dataframe
+
+
+def test_before_any_scores_the_page_says_what_to_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    app = open_page(monkeypatch, tmp_path / "no-marts")
+    assert [i.value for i in app.info] == [EMPTY_STATE]
+
+
+def test_a_streamer_cannot_open_the_queue(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
+    app = signed_in_app(monkeypatch, marts, role="streamer", channels=["alpha"])
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        app.switch_page("pages/moderation.py")
+    page = AppTest.from_file(str(PAGE), default_timeout=60)
+    page.session_state[STATE_KEY] = Principal("alpha-owner", "streamer", ("alpha",))
+    page.run()
+    assert [e.value for e in page.error] == ["The fraud review queue is for finance only"]
+    assert not page.dataframe
