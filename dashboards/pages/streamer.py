@@ -4,6 +4,7 @@ latest donations, all read from the marts the Dagster assets build."""
 import pandas as pd
 import streamlit as st
 
+from dashboards.auth import principal
 from services import marts
 from services.events import DonationChargedBack, DonationProcessed, DonationRefunded
 from services.money import MINOR_PER_MAJOR, SETTLEMENT_CURRENCY, format_minor
@@ -25,7 +26,8 @@ def rub(amount_minor: int) -> str:
 root = Settings().marts_root
 
 st.title("Streamer revenue")
-channels = marts.channels(root)
+# A streamer sees only their own channels; finance sees all.
+channels = principal().visible(marts.channels(root))
 if not channels:
     st.info(EMPTY_STATE)
     st.stop()

@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 from assets.donations import donations, donations_event_id_unique
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import streamer_revenue_daily
+from tests.dashboards.signin import signed_in_app
 from tests.fixture_lake import land, processed, reversal
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 EMPTY_STATE = "No revenue yet — waiting for the first donations to be processed"
 
 
@@ -45,11 +45,8 @@ def marts(lake: Path, tmp_path: Path) -> Path:
 
 
 def run_app(monkeypatch: pytest.MonkeyPatch, marts_dir: Path) -> AppTest:
-    monkeypatch.setenv("EFIR_MARTS_DIR", str(marts_dir))
-    app = AppTest.from_file(str(APP), default_timeout=60)
-    app.run()
-    assert not app.exception, app.exception
-    return app
+    """Signed in as finance, who sees every channel."""
+    return signed_in_app(monkeypatch, marts_dir, role="finance")
 
 
 def test_streamer_page_shows_hand_computed_revenue(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
@@ -99,3 +96,12 @@ def test_empty_state_before_any_marts(monkeypatch: pytest.MonkeyPatch, tmp_path:
     app = run_app(monkeypatch, tmp_path / "no-marts-yet")
     assert [i.value for i in app.info] == [EMPTY_STATE]
     assert not app.selectbox and not app.dataframe
+
+
+def test_a_streamer_sees_only_their_own_channel(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
+    app = signed_in_app(monkeypatch, marts, role="streamer", channels=["beta"], username="beta-owner")
+    assert app.selectbox(key="channel").options == ["beta"]
+    shown = " ".join(str(m.value) for m in app.metric)
+    assert "5.00 EUR" not in shown and "RUB" in shown  # beta's 5.00 EUR, settled in roubles
+    # alpha's donors never reach the page.
+    assert "Masha" not in app.dataframe[-1].value.to_string()

@@ -15,7 +15,6 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from assets.donations import donations, donations_event_id_unique
 from assets.resources import LakeResource, MartsResource
@@ -29,10 +28,10 @@ from services.fx import FxTable
 from services.lake import mart_glob, topic_glob
 from services.marts import REVENUE_MART
 from services.money import Currency
+from tests.dashboards.signin import signed_in_app
 from tests.ingest_node.live_node import Node, donate
 
 pytestmark = [pytest.mark.slow, pytest.mark.db]
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
 
 
 def _channel_events(lake: Path, channel: str) -> list[tuple[str, date]]:
@@ -99,9 +98,7 @@ def test_a_donation_travels_from_the_api_to_the_streamer_page(
     assert FxTable.load().rate(Currency.USD, days[-1]) == Decimal("80.1214")
     assert (gross, share, fee) == (150_001 + 80_202, 127_501 + 68_172, 22_500 + 12_030)
 
-    monkeypatch.setenv("EFIR_MARTS_DIR", str(marts))
-    app = AppTest.from_file(str(APP), default_timeout=60)
-    app.run()
-    app.selectbox(key="channel").select(channel).run()
-    assert not app.exception, app.exception
+    # The streamer signs in and sees their own channel (and only it).
+    app = signed_in_app(monkeypatch, marts, role="streamer", channels=[channel], username="streamer")
+    assert app.selectbox(key="channel").options == [channel]
     assert [m.value for m in app.metric] == ["2 302.03 RUB", "1 956.73 RUB", "345.30 RUB"]

@@ -21,10 +21,12 @@ import duckdb
 import httpx
 import pytest
 
+from services.accounts_cli import FIRST_ACCOUNT, PASSWORD_FILE
 from services.cli import REPO_ROOT
 from services.lake import mart_glob
 from services.settings import get_settings
 from tests.conftest import free_port
+from tests.dashboards.signin import sign_in
 from tests.e2e.procs import descendants, kill_all, start_time, still_running, with_env
 
 REVENUE_MART = "streamer_revenue_daily"
@@ -130,6 +132,9 @@ def test_efir_up_shows_demo_revenue_and_stops_cleanly(
         get_settings.cache_clear()
         try:
             at = AppTest.from_file(str(REPO_ROOT / "dashboards" / "app.py"), default_timeout=60).run()
+            # `efir up` made the first account; its password is only in an owner-only file.
+            assert f"Dashboards sign-in: {FIRST_ACCOUNT}, password in" in log.read_text()
+            sign_in(at, FIRST_ACCOUNT, (data / PASSWORD_FILE).read_text().strip())
         finally:
             get_settings.cache_clear()
         assert not at.exception, [e.value for e in at.exception]
