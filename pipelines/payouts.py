@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 import dagster as dg
 
+from assets.payouts import StreamerProfilesResource
+from pipelines.instant_payouts import load_profiles, pay_instantly
 from pipelines.payout_jobs import JOBS
 from services.money import SETTLEMENT_CURRENCY, format_minor
-from services.payout_store import batch_info, batch_totals, read_batch
+from services.payout_store import PayoutBatchError, batch_info, batch_totals, read_batch
 from services.payouts import Period, PeriodError
 from services.settings import get_settings
 
@@ -68,6 +72,29 @@ def run(period: str) -> None:
         f"{parsed}: {info.status} batch, {totals['payouts']} payout(s) of {totals['lines']} line(s); "
         f"gross {format_minor(totals['gross_minor'], rub)}, tax {format_minor(totals['tax_minor'], rub)}, "
         f"net {format_minor(totals['net_minor'], rub)}, carried {format_minor(totals['carried_minor'], rub)}"
+    )
+
+
+@main.command()
+@click.argument("channel")
+@click.option("--by", "by", required=True, help="Who asks for the payout (recorded in the audit log).")
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="Pay the balance up to this day [yesterday].")
+def instant(channel: str, by: str, day: datetime | None) -> None:
+    """Pay a verified CHANNEL's balance now (built and approved at once; see pipelines.instant_payouts)."""
+    settings = get_settings()
+    upto = day.date() if day else datetime.now(UTC).date() - timedelta(days=1)
+    try:
+        profiles = load_profiles(Path(StreamerProfilesResource.from_settings(settings).path))
+        line = pay_instantly(settings.marts_root, profiles, channel, upto, by=by)
+    except PayoutBatchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    gross, tax, net = (
+        format_minor(m, SETTLEMENT_CURRENCY) for m in (line.gross_minor, line.tax_minor, line.net_minor)
+    )
+    click.echo(
+        f"{line.period}: approved instant payout to {channel} by {by}: "
+        f"gross {gross}, tax {tax}, net {net} ({line.payout_method})"
     )
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from services.money import SETTLEMENT_CURRENCY
 from services.revenue import RevenueSource
@@ -38,6 +38,7 @@ CARRIED = "carried"
 class Schedule(StrEnum):
     WEEKLY = "weekly"
     MONTHLY = "monthly"
+    INSTANT = "instant"  # one verified channel's balance up to a day, on request
 
 
 class PayoutMethod(StrEnum):
@@ -48,6 +49,7 @@ class PayoutMethod(StrEnum):
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_INSTANT = re.compile(r"^instant-(\d{4}-\d{2}-\d{2})-([a-z0-9][a-z0-9_-]{0,63})$")
 
 
 class PeriodError(ValueError):
@@ -56,16 +58,20 @@ class PeriodError(ValueError):
 
 @dataclass(frozen=True, order=True, slots=True)
 class Period:
-    """A payout period: an ISO week (Monday to Sunday) or a calendar month, both ends inclusive."""
+    """A payout period: an ISO week (Monday to Sunday) or a calendar month, both ends inclusive; or an
+    instant payout of one channel's balance up to a day (`instant-2026-11-25-alpha`)."""
 
     end: date
     start: date
     schedule: Schedule
+    channel_id: str = ""  # instant payouts only
 
     @classmethod
     def parse(cls, text: str) -> Self:
-        """`2026-W48` is a week, `2026-11` a month."""
+        """`2026-W48` is a week, `2026-11` a month, `instant-2026-11-25-alpha` an instant payout."""
         try:
+            if instant := _INSTANT.match(text):
+                return cls.instant(date.fromisoformat(instant[1]), instant[2])
             if week := _WEEK.match(text):
                 monday = date.fromisocalendar(int(week[1]), int(week[2]), 1)
                 return cls(monday + timedelta(days=6), monday, Schedule.WEEKLY)
@@ -78,6 +84,11 @@ class Period:
         raise PeriodError(f"period {text!r} is neither a week like 2026-W48 nor a month like 2026-11")
 
     @classmethod
+    def instant(cls, day: date, channel_id: str) -> Self:
+        """A verified streamer's balance up to the end of `day`, paid now rather than at the period's end."""
+        return cls(day, day, Schedule.INSTANT, channel_id)
+
+    @classmethod
     def from_partition_key(cls, schedule: Schedule, key: str) -> Self:
         """The period a Dagster partition names (weekly: its Monday, monthly: its first day)."""
         first = date.fromisoformat(key)
@@ -88,6 +99,8 @@ class Period:
 
     @property
     def name(self) -> str:
+        if self.schedule is Schedule.INSTANT:
+            return f"instant-{self.end.isoformat()}-{self.channel_id}"
         if self.schedule is Schedule.WEEKLY:
             year, week, _ = self.start.isocalendar()
             return f"{year}-W{week:02d}"
@@ -96,6 +109,12 @@ class Period:
     @property
     def partition_key(self) -> str:
         return self.start.isoformat()
+
+    def pays(self, channel_id: str, profile: StreamerProfile) -> bool:
+        """Whether this period's batch has a line for the channel: its schedule's, or the one instant."""
+        if self.schedule is Schedule.INSTANT:
+            return channel_id == self.channel_id
+        return profile.schedule is self.schedule
 
     def days(self) -> list[date]:
         return [self.start + timedelta(days=n) for n in range((self.end - self.start).days + 1)]
@@ -112,6 +131,14 @@ class StreamerProfile(BaseModel):
     payout_method: PayoutMethod = PayoutMethod.BANK_TRANSFER
     schedule: Schedule = Schedule.WEEKLY
     verified: bool = False  # verified streamers may take instant payouts
+
+    @field_validator("schedule")
+    @classmethod
+    def _regular(cls, schedule: Schedule) -> Schedule:
+        # An instant payout is a request on top of a regular schedule, not a schedule of its own.
+        if schedule is Schedule.INSTANT:
+            raise ValueError("a streamer's schedule is weekly or monthly; instant payouts are requested")
+        return schedule
 
 
 DEFAULT_PROFILE = StreamerProfile()
@@ -244,7 +271,7 @@ def build_lines(
     lines = []
     for channel in sorted({c for c, _ in balance}):
         profile = profiles.of(channel)
-        if profile.schedule is not period.schedule:
+        if not period.pays(channel, profile):
             continue
         by_payer = {kind: balance[(channel, kind)] for kind in PayerKind}
         total = sum(by_payer.values())

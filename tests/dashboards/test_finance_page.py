@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
+import dagster as dg
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from assets.donations import donations
+from assets.resources import LakeResource, MartsResource
+from assets.revenue import streamer_revenue_daily
+from dashboards.auth import STATE_KEY
+from services.dashboard_accounts import Principal
 from services.payout_store import APPROVED, DRAFT, batch_dir, batch_info, read_audit
 from services.payouts import Period
 from services.revenue import RevenueSource
+from tests.dashboards.signin import signed_in_app
+from tests.fixture_lake import land, processed, reversal
 from tests.fixture_payouts import build, quiet_days, write_revenue
 
-APP = Path(__file__).resolve().parents[2] / "dashboards" / "app.py"
+FINANCE_PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "finance.py"
 WEEK = Period.parse("2026-W46")
+NO_BALANCES, NO_CHARGEBACKS = "No revenue or payouts yet", "No chargebacks"
 EMPTY_STATE = "No payout batches yet — run `efir payouts run PERIOD` or the payout jobs in Dagster"
 
 
@@ -34,17 +43,14 @@ def marts(tmp_path: Path) -> Path:
 
 
 def open_finance(monkeypatch: pytest.MonkeyPatch, marts_dir: Path) -> AppTest:
-    monkeypatch.setenv("EFIR_MARTS_DIR", str(marts_dir))
-    app = AppTest.from_file(str(APP), default_timeout=60)
-    app.switch_page("pages/finance.py").run()
-    assert not app.exception, app.exception
-    return app
+    return signed_in_app(monkeypatch, marts_dir, role="finance", page="pages/finance.py")
 
 
 def test_finance_page_shows_the_batch_and_its_totals(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
     app = open_finance(monkeypatch, marts)
     assert app.selectbox(key="period").options == ["2026-W46"]
-    assert [m.value for m in app.metric] == ["1 275.00 RUB", "165.75 RUB", "1 109.25 RUB", "850.00 RUB"]
+    batch_metrics = [m.value for m in app.tabs[0].metric]
+    assert batch_metrics == ["1 275.00 RUB", "165.75 RUB", "1 109.25 RUB", "850.00 RUB"]
     rows = app.dataframe[0].value.to_dict("records")
     assert [(r["Channel"], r["Status"], r["Gross"], r["Tax"], r["Net"], r["Carried out"]) for r in rows] == [
         ("alpha", "payout", "1 275.00 RUB", "165.75 RUB", "1 109.25 RUB", "0.00 RUB"),
@@ -55,26 +61,63 @@ def test_finance_page_shows_the_batch_and_its_totals(monkeypatch: pytest.MonkeyP
     assert export.proto.label == "Export CSV"
 
 
-def test_approve_button_approves_with_the_name_and_audits(
+def test_approve_button_approves_in_the_signed_in_name_and_audits(
     monkeypatch: pytest.MonkeyPatch, marts: Path
 ) -> None:
     app = open_finance(monkeypatch, marts)
-    app.button(key="approve").click().run()
-    assert [e.value for e in app.error] == ["an approval needs the approver's name"]
     assert batch_info(marts, WEEK).status == DRAFT
-
-    app.text_input(key="approver").input("Olga")
+    assert app.button(key="approve").proto.label == "Approve batch as olga"
     app.button(key="approve").click().run()
     assert not app.exception
-    assert app.success[0].value.startswith("Approved by Olga.")
+    assert app.success[0].value.startswith("Approved by olga.")
     assert batch_info(marts, WEEK).status == APPROVED
-    assert [(a["action"], a["actor"]) for a in read_audit(marts)][-1] == ("approved", "Olga")
+    assert [(a["action"], a["actor"]) for a in read_audit(marts)][-1] == ("approved", "olga")
     app.run()
-    assert "approved by Olga" in app.caption[0].value
-    assert not app.button  # nothing left to approve
+    assert "approved by olga" in app.caption[0].value
+    # Once approved, alpha's 1,275 ₽ are paid: only beta's 850 ₽ is still owed.
+    balances = app.tabs[1].dataframe[0].value.to_dict("records")
+    assert [(r["Channel"], r["Paid (approved)"], r["Balance"]) for r in balances] == [
+        ("alpha", "1 275.00 RUB", "0.00 RUB"),
+        ("beta", "0.00 RUB", "850.00 RUB"),
+    ]
+    assert "approve" not in [b.key for b in app.button]  # nothing left to approve
     assert (batch_dir(marts, WEEK) / "batch.csv").exists()
 
 
 def test_empty_state_before_any_batch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     app = open_finance(monkeypatch, tmp_path / "no-marts")
-    assert [i.value for i in app.info] == [EMPTY_STATE]
+    assert [i.value for i in app.info] == [EMPTY_STATE, NO_BALANCES, NO_CHARGEBACKS]
+
+
+def test_a_streamer_cannot_open_the_payouts(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
+    app = signed_in_app(monkeypatch, marts, role="streamer", channels=["alpha"])
+    assert "Payouts" not in [t.value for t in app.title]
+    # The page is not in a streamer's navigation, so no URL reaches it...
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        app.switch_page("pages/finance.py")
+    # ...and run on its own with a streamer signed in, it refuses too.
+    page = AppTest.from_file(str(FINANCE_PAGE), default_timeout=60)
+    page.session_state[STATE_KEY] = Principal("alpha-owner", "streamer", ("alpha",))
+    page.run()
+    assert [e.value for e in page.error] == ["The payout batches are for finance only"]
+    assert not page.selectbox and not page.dataframe
+
+
+def test_chargebacks_tab_lists_them_from_the_donations_mart(
+    monkeypatch: pytest.MonkeyPatch, lake: Path, tmp_path: Path
+) -> None:
+    first = processed("alpha", 150_000, "RUB", datetime(2026, 11, 10, 10, tzinfo=UTC))
+    land(lake, [first, reversal(first, datetime(2026, 11, 11, 9, tzinfo=UTC), chargeback=True)])
+    root = tmp_path / "marts"
+    resources = {"lake": LakeResource(root=str(lake)), "marts": MartsResource(root=str(root))}
+    for day in ("2026-11-10", "2026-11-11"):
+        assert dg.materialize(
+            [donations, streamer_revenue_daily], partition_key=day, resources=resources
+        ).success
+    app = open_finance(monkeypatch, root)
+    tab = app.tabs[2]
+    assert [m.value for m in tab.metric] == ["1 500.00 RUB"]
+    (row,) = tab.dataframe[0].value.to_dict("records")
+    assert (row["Channel"], row["Amount"], row["In RUB"]) == ("alpha", "1 500.00 RUB", "-1 500.00 RUB")
+    # The chargeback nets alpha's ledger to zero: nothing owed, nothing negative.
+    assert [m.value for m in app.tabs[1].metric] == ["0.00 RUB", "0"]

@@ -1,0 +1,98 @@
+"""What finance watches between batches: every channel's ledger balance now, and the chargebacks.
+
+A balance here is the same ledger `services.payouts` pays from (streamer shares credited to date − what
+approved batches paid), so finance sees before the period closes who will be paid, who carries a
+negative balance after a chargeback, and what a draft batch is about to change. Read-only, from the
+marts; amounts in RUB kopecks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from services.events import DonationChargedBack
+from services.lake import mart_dir
+from services.marts import DONATIONS_MART, REVENUE_MART
+from services.payout_store import APPROVED, BATCH_PARQUET, batch_dir, batch_info, batch_periods
+from services.payouts import PAYOUT
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    channel_id: str
+    credited_minor: int  # streamer shares to date, reversals already negative
+    paid_minor: int  # gross of approved payouts
+    balance_minor: int
+    last_day: date | None  # the newest revenue day counted
+
+
+@dataclass(frozen=True, slots=True)
+class Chargeback:
+    occurred_at: datetime
+    channel_id: str
+    donation_id: str
+    amount_minor: int
+    currency: str
+    gross_rub_minor: int  # negative: what the chargeback took back
+
+
+def _files(marts: Path, asset: str) -> list[str]:
+    return sorted(str(p) for p in mart_dir(marts, asset).glob("date=*/part.parquet"))
+
+
+def balances(marts: Path) -> list[Balance]:
+    """Every channel with revenue or a payout, by name."""
+    credited: dict[str, tuple[int, date | None]] = {}
+    revenue = _files(marts, REVENUE_MART)
+    con = duckdb.connect()
+    try:
+        if revenue:
+            for channel, share, last in con.sql(
+                "SELECT channel_id, sum(streamer_share_minor)::BIGINT, max(day) "
+                "FROM read_parquet($files, hive_partitioning = false) GROUP BY channel_id",
+                params={"files": revenue},
+            ).fetchall():
+                credited[channel] = (share, last)
+        approved = [
+            str(batch_dir(marts, p) / BATCH_PARQUET)
+            for p in batch_periods(marts)
+            if batch_info(marts, p).status == APPROVED
+        ]
+        paid: dict[str, int] = {}
+        if approved:
+            paid = dict(
+                con.sql(
+                    "SELECT channel_id, sum(gross_minor)::BIGINT FROM read_parquet($files) "
+                    "WHERE status = $payout GROUP BY channel_id",
+                    params={"files": approved, "payout": PAYOUT},
+                ).fetchall()
+            )
+    finally:
+        con.close()
+    out = []
+    for channel in sorted(credited.keys() | paid.keys()):
+        share, last = credited.get(channel, (0, None))
+        out.append(Balance(channel, share, paid.get(channel, 0), share - paid.get(channel, 0), last))
+    return out
+
+
+def chargebacks(marts: Path, limit: int = 200) -> list[Chargeback]:
+    """The newest donation chargebacks across all channels."""
+    files = _files(marts, DONATIONS_MART)
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        rows = con.sql(
+            "SELECT occurred_at, channel_id, donation_id, amount_minor, currency, gross_rub_minor "
+            "FROM read_parquet($files, hive_partitioning = false) WHERE event_type = $type "
+            "ORDER BY occurred_at DESC, event_id DESC LIMIT $limit",
+            params={"files": files, "type": DonationChargedBack.event_type, "limit": limit},
+        ).fetchall()
+    finally:
+        con.close()
+    return [Chargeback(*row) for row in rows]
