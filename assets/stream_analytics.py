@@ -108,11 +108,16 @@ def load_chat(con: duckdb.DuckDBPyConnection, lake: Path, day: date) -> None:
     files = topic_files(lake, CHAT_TOPIC, day)
     if not files:
         return
-    con.register("raw_chat", con.read_parquet(files, union_by_name=True, hive_partitioning=False))
+    raw = con.read_parquet(files, union_by_name=True, hive_partitioning=False)
+    con.register("raw_chat", raw)
+    # Donation and subscription highlights are chat.message events too (kind != "chat"): the chat posts
+    # them, not the viewer, so they are not engagement. Files landed before `kind` existed hold only chat.
+    own_words = "AND coalesce(kind, 'chat') = 'chat' " if "kind" in raw.columns else ""
     con.execute(
         "INSERT INTO chat SELECT channel_id, user_id, message_id FROM raw_chat "
         "WHERE event_type = $type AND status = $visible "
-        "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1",
+        + own_words
+        + "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1",
         {"type": ChatMessagePosted.event_type, "visible": VISIBLE},
     )
 

@@ -22,10 +22,10 @@ SEASONS = 4
 
 
 def moving_average(history: Sequence[int], horizon: int) -> list[int]:
-    """Every future day gets the mean of the last WINDOW_DAYS days."""
+    """Every future day gets the mean of the last WINDOW_DAYS days (never below zero)."""
     window = history[-WINDOW_DAYS:]
     level = round_half_up(Decimal(sum(window)) / Decimal(len(window)))
-    return [level] * horizon
+    return [max(0, level)] * horizon
 
 
 def seasonal_mean(history: Sequence[int], horizon: int) -> list[int]:
@@ -33,7 +33,8 @@ def seasonal_mean(history: Sequence[int], horizon: int) -> list[int]:
     out = []
     for step in range(1, horizon + 1):
         same_weekday = [history[-k * SEASON_DAYS + (step - 1) % SEASON_DAYS] for k in range(1, SEASONS + 1)]
-        out.append(round_half_up(Decimal(sum(same_weekday)) / Decimal(len(same_weekday))))
+        # Chargebacks make a past day negative, but they are not a forecastable income: floor at zero.
+        out.append(max(0, round_half_up(Decimal(sum(same_weekday)) / Decimal(len(same_weekday)))))
     return out
 
 

@@ -52,8 +52,12 @@ def beat(
     )
 
 
-def chat(channel_id: str, user_id: str | None, at: datetime, *, status: str = "visible") -> Envelope:
-    payload = ChatMessagePosted(message_id=new_id(), display_name=user_id or "anon", text="hi", status=status)
+def chat(
+    channel_id: str, user_id: str | None, at: datetime, *, status: str = "visible", kind: str = "chat"
+) -> Envelope:
+    payload = ChatMessagePosted(
+        message_id=new_id(), display_name=user_id or "anon", text="hi", status=status, kind=kind
+    )
     return Envelope.wrap(payload, channel_id=channel_id, node_id="node-test", user_id=user_id, occurred_at=at)
 
 

@@ -1,21 +1,24 @@
-"""The streamer's audience and loyalty page: concurrent viewers, watch time, new vs returning viewers and
-engagement per day, and the channel's loyalty leaderboard, all read from the marts."""
+"""The streamer's audience and loyalty page: growth suggestions, concurrent viewers, watch time, new vs
+returning viewers and engagement per day, and the channel's loyalty leaderboard, all read from the marts."""
 
 import pandas as pd
 import streamlit as st
 
+from dashboards.auth import principal
 from services import marts
+from services.growth import MIN_DAYS, suggestions
 from services.money import SETTLEMENT_CURRENCY, format_minor
 from services.settings import Settings
 
 EMPTY_STATE = "No audience yet — waiting for the first viewers to be counted"
 NO_LEADERBOARD = "No loyalty points yet on this channel"
+NO_ADVICE = f"Nothing to suggest: your figures look healthy, or there are under {MIN_DAYS} days of them"
 NO_FORECAST = "No forecast yet — it needs 28 days of revenue history"
 
 root = Settings().marts_root
 
 st.title("Audience and loyalty")
-channels = marts.audience_channels(root)
+channels = principal().visible(marts.audience_channels(root))
 if not channels:
     st.info(EMPTY_STATE)
     st.stop()
@@ -27,6 +30,13 @@ peak, watch, viewers = st.columns(3)
 peak.metric("Peak concurrent viewers", max(d.peak_concurrent_viewers for d in days))
 watch.metric("Watch time, hours", f"{sum(d.watch_minutes for d in days) / 60:.1f}")
 viewers.metric("New viewers", sum(d.new_viewers for d in days))
+
+st.subheader("Growth suggestions")
+advice = suggestions(days, marts.revenue_by_day(root, channel))
+if not advice:
+    st.caption(NO_ADVICE)
+for item in advice:
+    st.markdown(f"**{item.title}** — {item.why}")
 
 st.subheader("Viewers by day")
 st.line_chart(

@@ -135,6 +135,8 @@ def marts(lake: Path, tmp_path: Path) -> Path:
             chat("alpha", "u2", at(12, 2)),
             chat("alpha", "u2", at(12, 3), status="held"),
             chat("alpha", "u5", at(12, 4)),
+            # A donation highlight the chat posted in u5's name: not u5's engagement, counted nowhere.
+            chat("alpha", "u5", at(12, 5), kind="donation"),
         ],
         topic="chat",
     )

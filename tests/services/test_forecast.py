@@ -43,3 +43,12 @@ def test_forecast_without_backtest_or_history() -> None:
         None,
     )
     assert forecast([500] * 27) is None
+
+
+def test_forecasts_never_go_negative_after_chargeback_days() -> None:
+    # Four weeks where every Monday (index 0, 7, ...) only a chargeback of 500 ₽ landed, other days 0.
+    history = [-50_000 if day % 7 == 0 else 0 for day in range(28)]
+    assert seasonal_mean(history, 7) == [0] * 7
+    assert moving_average(history, 7) == [0] * 7
+    result = forecast(history)
+    assert result is not None and min(result.values) == 0
