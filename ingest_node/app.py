@@ -18,9 +18,13 @@ from ingest_node.chat.fanout import ChatFanout
 from ingest_node.chat.service import ChatService
 from ingest_node.db import make_engine, make_session_factory
 from ingest_node.ingest.service import IngestService
+from ingest_node.log_redaction import install as redact_url_tokens
+from ingest_node.loyalty_export import LoyaltyBook
 from ingest_node.metrics import NodeMetrics
 from ingest_node.money.alerts import AlertHub, install_alert_feed
+from ingest_node.money.challenges import install_interactive_feed
 from ingest_node.money.edge_guard import EdgeGuard
+from ingest_node.money.renewal_scheduler import RenewalScheduler
 from ingest_node.outbox import OutboxRelay
 from ingest_node.routes import (
     channels,
@@ -31,11 +35,14 @@ from ingest_node.routes import (
     gifts,
     health,
     hls,
+    interactive,
+    loyalty,
     overlays,
     recordings,
     streams,
     subscriptions,
     webhooks,
+    widgets,
 )
 from services.chat.tokens import HmacTokens
 from services.payments import PaymentClient
@@ -57,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         relay = OutboxRelay(settings, sessions, metrics).start()
         app.state.relay = relay
+        app.state.renewals = RenewalScheduler(settings, sessions, app.state.payments).start()
         app.state.ingest = await IngestService(settings, sessions).start()  # RTMP, workers, viewer events
         fanout = ChatFanout(settings, app.state.chat, asyncio.get_running_loop())
         app.state.chat_fanout = fanout.start() if settings.chat_fanout else None
@@ -67,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if app.state.chat_fanout is not None:
                 app.state.chat_fanout.stop()
             await app.state.ingest.stop()
+            app.state.renewals.stop()
             relay.stop()
             app.state.payments.close()
             engine.dispose()
@@ -80,9 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.chat = ChatService(settings, sessions)
     app.state.edge_guard = EdgeGuard(settings)
     app.state.chat_tokens = HmacTokens(settings.chat_token_secret)
+    app.state.loyalty = LoyaltyBook(settings.marts_root)  # the loyalty assets' export, read-only
+    redact_url_tokens()  # viewers' and chat sockets' ?token= never reaches uvicorn's logs
     for module in (health, channels, donations, webhooks, chat, subscriptions, gifts, overlays, streams, hls):
         app.include_router(module.router)
     for module in (donation_rules, donation_review):
         app.include_router(module.router)
     app.include_router(recordings.router)  # VODs of past broadcasts
+    app.include_router(loyalty.router)  # points, ranks, badges from the loyalty export
+    install_interactive_feed(sessions, settings, app.state.alert_hub)  # challenges, moments, widget wake-ups
+    app.include_router(interactive.router)  # boosts, requests, challenges, goal, alert settings
+    app.include_router(widgets.router)  # goal bar, top donors, request queue overlays (after /alerts)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.donations import donations, donations_event_id_unique
+from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS, FraudResource
 from assets.lake import (
     LAKE_CHAT,
     LAKE_DONATIONS,
@@ -19,6 +20,7 @@ from assets.lake import (
 )
 from assets.loyalty import LOYALTY_ASSETS, LOYALTY_CHECKS
 from assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, StreamerProfilesResource
+from assets.recommendations import RECOMMENDATION_ASSETS, RECOMMENDATION_CHECKS
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import (
     revenue_gross_equals_share_plus_fee,
@@ -27,14 +29,24 @@ from assets.revenue import (
 )
 from assets.revenue_forecast import revenue_forecast, revenue_forecast_horizon_complete
 from assets.stream_analytics import STREAM_ANALYTICS_ASSETS, STREAM_ANALYTICS_CHECKS, LoyaltyRulesResource
-from pipelines.jobs import daily_audience_job, daily_revenue_job, lake_checks_job
+from pipelines.jobs import (
+    daily_audience_job,
+    daily_fraud_job,
+    daily_revenue_job,
+    fraud_model_job,
+    lake_checks_job,
+)
 from pipelines.payout_jobs import (
     monthly_payouts_job,
     monthly_payouts_schedule,
     weekly_payouts_job,
     weekly_payouts_schedule,
 )
-from pipelines.schedules import yesterday_revenue_schedule
+from pipelines.schedules import (
+    weekly_fraud_model_schedule,
+    yesterday_fraud_schedule,
+    yesterday_revenue_schedule,
+)
 from pipelines.sensors import lake_manifests_sensor
 from services.settings import get_settings
 
@@ -52,7 +64,9 @@ defs = dg.Definitions(
         LAKE_SUBSCRIPTIONS,
         *STREAM_ANALYTICS_ASSETS,
         *LOYALTY_ASSETS,
+        *RECOMMENDATION_ASSETS,
         revenue_forecast,
+        *FRAUD_ASSETS,
     ],
     asset_checks=[
         donations_event_id_unique,
@@ -62,15 +76,32 @@ defs = dg.Definitions(
         *PAYOUT_CHECKS,
         *STREAM_ANALYTICS_CHECKS,
         *LOYALTY_CHECKS,
+        *RECOMMENDATION_CHECKS,
         revenue_forecast_horizon_complete,
+        *FRAUD_CHECKS,
     ],
-    jobs=[daily_revenue_job, lake_checks_job, weekly_payouts_job, monthly_payouts_job, daily_audience_job],
-    schedules=[yesterday_revenue_schedule, weekly_payouts_schedule, monthly_payouts_schedule],
+    jobs=[
+        daily_revenue_job,
+        lake_checks_job,
+        weekly_payouts_job,
+        monthly_payouts_job,
+        daily_audience_job,
+        daily_fraud_job,
+        fraud_model_job,
+    ],
+    schedules=[
+        yesterday_revenue_schedule,
+        weekly_payouts_schedule,
+        monthly_payouts_schedule,
+        yesterday_fraud_schedule,
+        weekly_fraud_model_schedule,
+    ],
     sensors=[lake_manifests_sensor],
     resources={
         "lake": LakeResource.from_settings(_settings),
         "marts": MartsResource.from_settings(_settings),
         "streamer_profiles": StreamerProfilesResource.from_settings(_settings),
         "loyalty_rules": LoyaltyRulesResource.from_settings(_settings),
+        "fraud": FraudResource.from_settings(_settings),
     },
 )

@@ -5,8 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.donations import donations
+from assets.fraud import fraud_features, fraud_model, fraud_review_queue, fraud_scores
 from assets.lake import lake_donations_offset_ranges_disjoint
 from assets.loyalty import LOYALTY_ASSETS
+from assets.recommendations import RECOMMENDATION_ASSETS
 from assets.revenue import streamer_revenue_daily
 from assets.revenue_forecast import revenue_forecast
 from assets.stream_analytics import STREAM_ANALYTICS_ASSETS
@@ -34,8 +36,30 @@ DAILY_AUDIENCE_JOB = "daily_audience_job"
 daily_audience_job = dg.define_asset_job(
     name=DAILY_AUDIENCE_JOB,
     selection=dg.AssetSelection.assets(
-        donations, streamer_revenue_daily, *STREAM_ANALYTICS_ASSETS, *LOYALTY_ASSETS, revenue_forecast
+        donations,
+        streamer_revenue_daily,
+        *STREAM_ANALYTICS_ASSETS,
+        *LOYALTY_ASSETS,
+        *RECOMMENDATION_ASSETS,
+        revenue_forecast,
     ),
-    description="Rebuild one day of viewing sessions, audience, stream analytics and loyalty (with the "
-    "donation and revenue marts they read) from the lake.",
+    description="Rebuild one day of viewing sessions, audience, stream analytics, loyalty and "
+    "recommendations (with the donation and revenue marts they read) from the lake.",
+)
+
+DAILY_FRAUD_JOB = "daily_fraud_job"
+FRAUD_MODEL_JOB = "fraud_model_job"
+
+# The model is retrained apart from the daily scoring: it reads every day of history, a day's scores
+# only that day's features, so scoring a day never waits for (or changes) a training run.
+daily_fraud_job = dg.define_asset_job(
+    name=DAILY_FRAUD_JOB,
+    selection=dg.AssetSelection.assets(donations, fraud_features, fraud_scores, fraud_review_queue),
+    description="Score one day's settled donations with the current fraud model and fill its review queue.",
+)
+
+fraud_model_job = dg.define_asset_job(
+    name=FRAUD_MODEL_JOB,
+    selection=dg.AssetSelection.assets(fraud_model),
+    description="Retrain and version the fraud model on the donation history (labels: chargebacks).",
 )

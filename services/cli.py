@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -22,6 +23,8 @@ from typing import Any, NoReturn
 import click
 from pydantic import SecretStr
 
+from services.accounts_cli import FIRST_ACCOUNT, accounts, ensure_first_account
+from services.dashboard_accounts import AccountStore
 from services.settings import Settings, get_settings
 from services.supervisor import AliveFor, Cancelled, HttpReady, PartFailed, PortReady, Readiness, Supervisor
 
@@ -223,6 +226,9 @@ def demo(
         raise click.ClickException(str(exc)) from exc
 
 
+main.add_command(accounts)
+
+
 @main.group(short_help="Payout batches: build, review, approve, publish.")
 def payouts() -> None:
     """Finance's payout batches (PERIOD is an ISO week like 2026-W48 or a month like 2026-11).
@@ -265,6 +271,47 @@ def payouts_run(period: str) -> None:
         raise click.ClickException(
             f"the payout job for {parsed} failed: " + ("; ".join(reasons) or done.stderr[-2000:])
         )
+
+
+@payouts.command("instant", short_help="Pay a verified streamer's balance now.")
+@click.argument("channel")
+@click.option("--by", "by", required=True, help="Who asks for it (recorded in the audit log).")
+@click.option("--day", type=click.DateTime(["%Y-%m-%d"]), help="Pay the balance up to this day [yesterday].")
+@click.option("--no-publish", is_flag=True, help="Only pay; publish later with `efir payouts publish`.")
+def payouts_instant(channel: str, by: str, day: datetime | None, no_publish: bool) -> None:
+    """Build and approve CHANNEL's instant payout (`python -m pipelines.payouts instant`), then publish
+    its payout.scheduled event. Only verified streamers (streamer_profiles.yaml) may be paid instantly."""
+    import subprocess
+
+    from services.payouts import Period
+
+    upto = day.date() if day else datetime.now(UTC).date() - timedelta(days=1)
+    settings = _settings()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.payouts",
+            "instant",
+            channel,
+            "--by",
+            by,
+            "--day",
+            upto.isoformat(),
+        ],
+        env=_exported(settings),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    click.echo(done.stdout, nl=False)
+    if done.returncode != 0:
+        reasons = [
+            line.removeprefix("error: ") for line in done.stderr.splitlines() if line.startswith("error: ")
+        ]
+        raise click.ClickException("; ".join(reasons) or done.stderr[-2000:])
+    if not no_publish:
+        _publish(settings, Period.instant(upto, channel), by)
 
 
 @payouts.command("list", short_help="List the batches and where each stands.")
@@ -422,6 +469,50 @@ def channels_revoke_key(channel_id: str, url: str | None) -> None:
     """Revoke CHANNEL_ID's stream key: publishing is refused until `rotate-key` makes a new one."""
     _call(url, "DELETE", f"/api/v1/channels/{channel_id}/stream-key")
     click.echo(f"Stream key of {channel_id} revoked.")
+
+
+@channels.command("media", short_help="Show or set a channel's latency level and quality preset.")
+@click.argument("channel_id")
+@click.option(
+    "--latency-level", type=click.IntRange(1, 6), help="1 = 1 s low-latency segments ... 6 = 6 s segments."
+)
+@click.option(
+    "--quality", "quality_preset", type=click.Choice(["low", "medium", "high"]), help="Ladder preset."
+)
+@click.option("--codec", type=click.Choice(["h264", "hevc", "av1"]), help="Codec of the encoded renditions.")
+@click.option(
+    "--segment-format",
+    type=click.Choice(["ts", "fmp4", "auto"]),
+    help="MPEG-TS or fMP4 (CMAF) segments; auto = fMP4 for H.265/AV1, else TS.",
+)
+@_node_url_option
+def channels_media(
+    channel_id: str,
+    latency_level: int | None,
+    quality_preset: str | None,
+    codec: str | None,
+    segment_format: str | None,
+    url: str | None,
+) -> None:
+    """Show CHANNEL_ID's media settings, or change those given; they apply when its next stream starts."""
+    fields = {
+        "latency_level": latency_level,
+        "quality_preset": quality_preset,
+        "codec": codec,
+        "segment_format": segment_format,
+    }
+    body = {k: v for k, v in fields.items() if v is not None}
+    path = f"/api/v1/channels/{channel_id}/media"
+    answer = _call(url, "PUT", path, json=body) if body else _call(url, "GET", path)
+    level = answer["latency_level"]
+    click.echo(f"Channel:        {channel_id}")
+    click.echo(f"Latency level:  {level if level is not None else 'node default'}")
+    click.echo(f"Segment length: {answer['segment_seconds']:g} s")
+    click.echo(f"Quality preset: {answer['quality_preset']}")
+    click.echo(f"Codec:          {answer['codec']}")
+    click.echo(f"Segments:       {answer['effective_segment_format']}")
+    if body:
+        click.echo("Applies when the channel's next stream starts.")
 
 
 @main.command(short_help="Show the configuration, or document it (--markdown).")
@@ -620,6 +711,7 @@ def up(no_demo: bool, data_dir: Path | None) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     if plan.admin_token_generated:
         _write_secret(settings.data_dir / "admin_token", plan.env["EFIR_ADMIN_TOKEN"])
+    first_password = ensure_first_account(AccountStore(settings.dashboard_accounts_path), settings.data_dir)
 
     stop = threading.Event()
     _set_on_signals(stop)
@@ -635,6 +727,8 @@ def up(no_demo: bool, data_dir: Path | None) -> None:
             code = 1
         else:
             _print_urls(plan)
+            if first_password is not None:
+                click.echo(f"Dashboards sign-in: {FIRST_ACCOUNT}, password in {first_password}\n")
             dead = sup.watch(stop)
             if dead is not None:
                 failure = PartFailed(dead, f"exited unexpectedly with code {dead.exit_code()}")

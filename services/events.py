@@ -53,6 +53,17 @@ class DonationProcessed(Payload):
     donor_name: str | None = None
     message: str = ""
     settled_at: datetime
+    # The edge's keyed fingerprints (HMAC under EFIR_FINGERPRINT_SECRET, never the raw value), so the
+    # fraud features can count velocity and diversity per IP, card and device; None when not stamped.
+    ip_hash: str | None = None
+    card_hash: str | None = None
+    device_hash: str | None = None
+    # The split of `amount_minor` by the one rule in services.revenue (in the event's currency) and the
+    # fee the donor covered on top (charged = amount + donor fee), so the lake reconciles with the
+    # provider's charges without re-deriving them; None on events written before they were stamped.
+    streamer_share_minor: int | None = None
+    platform_fee_minor: int | None = None
+    donor_fee_minor: int | None = None
 
 
 class DonationFailed(Payload):
@@ -66,16 +77,26 @@ class DonationFailed(Payload):
     reason: str
 
 
-class _SettledReversal(Payload):
-    """Fields every event about an already settled donation carries: `settled_at` is the original
-    settlement, so a reversal converts at the same FX rate and undoes the streamer's share exactly."""
+class _SettledCharge(Payload):
+    """Fields every event about an already settled payment carries (donation, subscription or gift):
+    `settled_at` is the original settlement, so a reversal converts at the same FX rate and undoes the
+    streamer's share exactly; the split fields are the share and fee the reversal takes back (None on
+    events written before they were stamped)."""
 
-    donation_id: str
     payment_id: str
     amount_minor: int
     currency: Currency
     settled_at: datetime
     reason: str = ""
+    streamer_share_minor: int | None = None
+    platform_fee_minor: int | None = None
+
+
+class _SettledReversal(_SettledCharge):
+    """A settled donation's reversal or dispute (`donor_fee_minor`: what the donor paid on top)."""
+
+    donation_id: str
+    donor_fee_minor: int | None = None
 
 
 class DonationRefunded(_SettledReversal):
@@ -125,6 +146,8 @@ class ChatMessagePosted(Payload):
     text: str
     status: str
     rule: str | None = None
+    # "chat", "sticker", "donation" or "subscription" (highlighted messages the money flows caused).
+    kind: str = "chat"
 
 
 class ChatMessageDeleted(Payload):
@@ -206,6 +229,27 @@ class ModerationRejected(ModerationPayload):
     event_type: ClassVar[str] = "moderation.rejected"
 
 
+class ModerationIpBan(ModerationPayload):
+    """A ban that also blocks the keyed fingerprints of the addresses the user chatted from."""
+
+    event_type: ClassVar[str] = "moderation.ipban"
+
+
+class ChatPinned(Payload):
+    """A paid (boosted) message pinned above the chat until `expires_at`; `source_event_id` is the
+    settling payment's idempotency key (one pin per key)."""
+
+    event_type: ClassVar[str] = "chat.pinned"
+    topic: ClassVar[str] = "chat"
+    pin_id: str
+    source_event_id: str
+    display_name: str
+    text: str
+    amount_minor: int
+    currency: Currency
+    expires_at: datetime
+
+
 CHAT_PAYLOADS: tuple[type[Payload], ...] = (
     ChatMessagePosted,
     ChatMessageDeleted,
@@ -222,6 +266,8 @@ CHAT_PAYLOADS: tuple[type[Payload], ...] = (
     ModerationUnmod,
     ModerationApproved,
     ModerationRejected,
+    ModerationIpBan,
+    ChatPinned,
 )
 #: moderation verb -> its payload class (the chat hub emits `moderation.<verb>`).
 MODERATION_PAYLOADS: dict[str, type[ModerationPayload]] = {
@@ -328,6 +374,52 @@ class GiftSent(Payload):
     settled_at: datetime
 
 
+class _SubscriptionReversal(_SettledCharge):
+    """A settled subscription charge was taken back: the subscription it paid for ended at once
+    (`subscription.expired` follows) and the streamer's share of `amount_minor` is reversed. A charge
+    for N gifted subscriptions is reversed as N events, one per subscription, mirroring its N
+    `subscription.gifted` credits so each split cancels to the kopeck."""
+
+    topic: ClassVar[str] = "subscriptions"
+    charge_id: str
+    charge_kind: str
+    subscription_id: str
+    subscriber_id: str
+    tier: str
+    gifted_by: str | None = None
+
+
+class SubscriptionRefunded(_SubscriptionReversal):
+    event_type: ClassVar[str] = "subscription.refunded"
+
+
+class SubscriptionChargedBack(_SubscriptionReversal):
+    """The payer's bank reversed a subscription charge; the payer is flagged like a donor who charged back."""
+
+    event_type: ClassVar[str] = "subscription.charged_back"
+
+
+class _GiftReversal(_SettledCharge):
+    """A settled gift's payment was taken back: the gift leaves the collection, the share is reversed."""
+
+    topic: ClassVar[str] = "gifts"
+    gift_id: str
+    item_id: str
+    quantity: int
+    sender_id: str | None = None
+    recipient_id: str | None = None
+
+
+class GiftRefunded(_GiftReversal):
+    event_type: ClassVar[str] = "gift.refunded"
+
+
+class GiftChargedBack(_GiftReversal):
+    """The payer's bank reversed a gift's payment; the sender is flagged like a donor who charged back."""
+
+    event_type: ClassVar[str] = "gift.charged_back"
+
+
 MONEY_PAYLOADS: tuple[type[Payload], ...] = (
     SubscriptionCreated,
     SubscriptionRenewed,
@@ -340,6 +432,10 @@ MONEY_PAYLOADS: tuple[type[Payload], ...] = (
     SubscriptionGifted,
     SubscriptionRenewalNotice,
     GiftSent,
+    SubscriptionRefunded,
+    SubscriptionChargedBack,
+    GiftRefunded,
+    GiftChargedBack,
 )
 
 
@@ -430,6 +526,8 @@ class ViewHeartbeat(Payload):
 
     `user_agent_class` is browser, mobile, tv, bot, headless, player or other; `region` comes from the
     header named by EFIR_VIEW_REGION_HEADER. Concurrent viewers and watch time are computed downstream.
+    The envelope's user_id is the signed-in viewer (the session's verified chat token), None when
+    anonymous; it is not repeated here, because the lake's `views` columns already hold it.
     """
 
     event_type: ClassVar[str] = "view.heartbeat"
@@ -458,6 +556,116 @@ STREAM_PAYLOADS: tuple[type[Payload], ...] = (
 )
 
 
+# ---- interactive donations (topic `interactive`): boosts, the request queue, challenges, moments -------
+
+
+class BoostPinned(Payload):
+    """A boosted chat message was paid for: it is pinned in the channel's chat for `pin_seconds`."""
+
+    event_type: ClassVar[str] = "boost.pinned"
+    topic: ClassVar[str] = "interactive"
+    boost_id: str
+    charge_id: str
+    amount_minor: int
+    currency: Currency
+    display_name: str | None = None
+    message: str
+    pin_seconds: int
+    payment_id: str
+    settled_at: datetime
+
+
+class _RequestPayload(Payload):
+    """One step of a music/game request in the streamer's queue (`request.*` in the issue)."""
+
+    topic: ClassVar[str] = "interactive"
+    request_id: str
+    kind: str
+    title: str
+    requester_name: str | None = None
+    amount_minor: int
+    currency: Currency
+
+
+class RequestSubmitted(_RequestPayload):
+    """The request's payment settled: it joined the queue."""
+
+    event_type: ClassVar[str] = "request.submitted"
+    charge_id: str
+    payment_id: str
+    settled_at: datetime
+
+
+class RequestPlayed(_RequestPayload):
+    event_type: ClassVar[str] = "request.played"
+
+
+class RequestSkipped(_RequestPayload):
+    """The streamer skipped it; `refund` says whether they chose to refund the viewer."""
+
+    event_type: ClassVar[str] = "request.skipped"
+    refund: bool
+
+
+class RequestRemoved(_RequestPayload):
+    """The streamer removed it from the queue (unsuitable, duplicate); `refund` as for a skip."""
+
+    event_type: ClassVar[str] = "request.removed"
+    refund: bool
+
+
+class _ChallengePayload(Payload):
+    topic: ClassVar[str] = "interactive"
+    challenge_id: str
+    title: str
+    target_minor: int
+    raised_minor: int
+    currency: Currency
+
+
+class ChallengeCreated(_ChallengePayload):
+    event_type: ClassVar[str] = "challenge.created"
+
+
+class ChallengeProgress(_ChallengePayload):
+    """A tagged donation settled (or was reversed): `raised_minor` is the new total."""
+
+    event_type: ClassVar[str] = "challenge.progress"
+    donation_id: str
+    delta_minor: int
+
+
+class ChallengeCompleted(_ChallengePayload):
+    """`raised_minor` reached `target_minor` for the first time."""
+
+    event_type: ClassVar[str] = "challenge.completed"
+    donation_id: str
+
+
+class MomentMarked(Payload):
+    """A donor's highlighted stream moment: `offset_ms` into broadcast `broadcast_id` when they asked."""
+
+    event_type: ClassVar[str] = "moment.marked"
+    topic: ClassVar[str] = "interactive"
+    moment_id: str
+    broadcast_id: str
+    donation_id: str
+    offset_ms: int
+    label: str = ""
+
+
+INTERACTIVE_PAYLOADS: tuple[type[Payload], ...] = (
+    BoostPinned,
+    RequestSubmitted,
+    RequestPlayed,
+    RequestSkipped,
+    RequestRemoved,
+    ChallengeCreated,
+    ChallengeProgress,
+    ChallengeCompleted,
+    MomentMarked,
+)
+
 _DONATION_PAYLOADS: tuple[type[Payload], ...] = (
     DonationCreated,
     DonationProcessed,
@@ -469,7 +677,14 @@ _DONATION_PAYLOADS: tuple[type[Payload], ...] = (
 )
 PAYLOADS: dict[str, type[Payload]] = {
     cls.event_type: cls
-    for cls in (*_DONATION_PAYLOADS, *CHAT_PAYLOADS, *MONEY_PAYLOADS, *FINANCE_PAYLOADS, *STREAM_PAYLOADS)
+    for cls in (
+        *_DONATION_PAYLOADS,
+        *CHAT_PAYLOADS,
+        *MONEY_PAYLOADS,
+        *FINANCE_PAYLOADS,
+        *STREAM_PAYLOADS,
+        *INTERACTIVE_PAYLOADS,
+    )
 }
 TOPICS: tuple[str, ...] = tuple(sorted({cls.topic for cls in PAYLOADS.values()}))
 

@@ -7,6 +7,7 @@ marts say. Every amount stays in integer minor units; formatting is the caller's
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -30,6 +31,13 @@ LOYALTY_BALANCES_MART = "loyalty_balances"
 #: The node reads `MARTS/loyalty_export/balances.parquet` (docs/contracts.md): the latest balances whole.
 LOYALTY_EXPORT = "loyalty_export"
 LOYALTY_EXPORT_FILE = "balances.parquet"
+FRAUD_FEATURES_MART = "fraud_features"
+FRAUD_SCORES_MART = "fraud_scores"
+FRAUD_REVIEW_MART = "fraud_review_queue"
+#: Not a daily mart: `MARTS/fraud_model/<version>/model.joblib` and `current.json` (assets/fraud.py).
+FRAUD_MODEL_DIR = "fraud_model"
+FRAUD_MODEL_POINTER = "current.json"
+FRAUD_MODEL_METRICS = "metrics.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +241,67 @@ def revenue_forecast(marts: Path, channel_id: str) -> list[ForecastDay]:
         {"channel": channel_id},
     )
     return [ForecastDay(*row) for row in rows]
+
+
+# ---- fraud review (assets/fraud.py) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedDonation:
+    """A donation waiting for a moderator: its fraud score, why, and who gave what."""
+
+    day: date
+    occurred_at: datetime
+    donation_id: str
+    channel_id: str
+    donor: str
+    amount_minor: int
+    currency: str
+    gross_rub_minor: int
+    score: float
+    reasons: tuple[str, ...]
+    rules_flag: str | None
+    model_version: str
+
+
+def review_days(marts: Path) -> list[date]:
+    """Days that have a fraud review queue, newest first."""
+    rows = _query(marts, FRAUD_REVIEW_MART, "SELECT DISTINCT day FROM mart ORDER BY day DESC", {})
+    files = sorted(mart_dir(marts, FRAUD_REVIEW_MART).glob("date=*/*.parquet"))
+    # A day whose queue came out empty has a file but no rows: it is still a reviewed day.
+    seen = {d for (d,) in rows} | {date.fromisoformat(f.parent.name.removeprefix("date=")) for f in files}
+    return sorted(seen, reverse=True)
+
+
+def review_queue(marts: Path, day: date | None = None, limit: int = 200) -> list[QueuedDonation]:
+    """The queue of `day` (every day when None), highest score first. The donor is the name they gave,
+    else their account, else "anonymous"."""
+    rows = _query(
+        marts,
+        FRAUD_REVIEW_MART,
+        "SELECT day, occurred_at, donation_id, channel_id, "
+        "coalesce(donor_name, user_id, 'anonymous'), amount_minor, currency, gross_rub_minor, score, "
+        "reasons, rules_flag, model_version FROM mart WHERE $day IS NULL OR day = $day "
+        "ORDER BY score DESC, occurred_at DESC, donation_id LIMIT $limit",
+        {"day": day, "limit": limit},
+    )
+    return [
+        QueuedDonation(
+            day=r[0], occurred_at=r[1], donation_id=r[2], channel_id=r[3], donor=r[4], amount_minor=r[5],
+            currency=r[6], gross_rub_minor=r[7], score=r[8], reasons=tuple(r[9]), rules_flag=r[10],
+            model_version=r[11],
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+def fraud_model_summary(marts: Path) -> dict[str, Any] | None:
+    """The current fraud model's version, kind and time-split metrics (`metrics.json` beside the model),
+    or None before a model was trained."""
+    folder = mart_dir(marts, FRAUD_MODEL_DIR)
+    pointer = folder / FRAUD_MODEL_POINTER
+    if not pointer.exists():
+        return None
+    version = json.loads(pointer.read_text())["version"]
+    summary: dict[str, Any] = json.loads((folder / version / FRAUD_MODEL_METRICS).read_text())
+    return summary

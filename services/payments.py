@@ -140,6 +140,21 @@ class PaymentClient:
         except ValueError as exc:
             raise PaymentServiceError("payment service sent an unreadable answer") from exc
 
+    def refund(self, payment_id: str) -> None:
+        """Ask the provider to refund a settled payment in full; the `payment.refunded` webhook follows.
+
+        A payment that is no longer refundable (already refunded, charged back) raises PaymentRefused."""
+        try:
+            response = self._http.post(f"/v1/payments/{payment_id}/refund")
+        except httpx.HTTPError as exc:
+            raise PaymentServiceError(f"payment service unreachable: {type(exc).__name__}") from exc
+        if response.status_code >= 500:
+            raise PaymentServiceError(f"payment service answered {response.status_code}")
+        if response.status_code >= 400:
+            raise PaymentRefused(
+                f"payment service refused the refund ({response.status_code}): {_detail(response)}"
+            )
+
     def close(self) -> None:
         self._http.close()
 

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     )
     donation_min_minor: int = Field(1000, description="Smallest donation in minor units (10.00).")
     donation_max_minor: int = Field(5_000_000, description="Largest donation in minor units (50,000.00).")
+    boost_pin_seconds: int = Field(
+        120, ge=5, le=3600, description="How long a paid (boosted) chat message stays pinned in chat."
+    )
     donation_ip_burst: int = Field(
         20, ge=1, description="Donation requests one client IP may make in a burst (token bucket size)."
     )
@@ -103,8 +106,20 @@ class Settings(BaseSettings):
         ["127.0.0.1", "::1"],
         description="Client IPs skipping rate limits and fraud rules (local tools and benchmarks).",
     )
+    subscription_renewal_interval_seconds: float = Field(
+        300.0, ge=0, description="The node runs the subscription renewal job this often; 0 turns it off."
+    )
+    gift_subs_max_recipients: int = Field(
+        50, ge=1, description="Most viewers one 'gift to N random viewers' purchase may reach."
+    )
+    gift_subs_presence_minutes: int = Field(
+        10, ge=1, description="Chatters of the last this many minutes count as present for random gift subs."
+    )
     dagster_port: int = Field(3000, description="Port of the Dagster webserver started by `efir up`.")
     streamlit_port: int = Field(8501, description="Port of the Streamlit dashboards.")
+    dashboard_accounts_file: Path | None = Field(
+        None, description="Dashboard sign-in accounts (`efir accounts`); empty means DATA_DIR/accounts.json."
+    )
     demo_rate: float = Field(2.0, description="Donations per second sent by `efir demo`.")
     demo_channels: int = Field(5, description="Channels created by `efir demo`.")
     log_level: str = Field("INFO", description="Log level of every Efir process.")
@@ -127,6 +142,18 @@ class Settings(BaseSettings):
     chat_fanout: bool = Field(
         True,
         description="Deliver chat other nodes accepted (from the `chat` topic) to this node's sockets.",
+    )
+    chat_social_url: str | None = Field(
+        None, description="Base URL of the platform's social service (friends); empty: no friend highlights."
+    )
+    chat_social_token: SecretStr = Field(
+        SecretStr(""), description="Service token the node sends to the social service (Bearer)."
+    )
+    chat_social_timeout_seconds: float = Field(
+        0.5, gt=0, description="Longest wait for the social service when a viewer joins the chat."
+    )
+    chat_friends_cache_seconds: float = Field(
+        60.0, ge=0, description="How long a viewer's friend list from the social service is reused."
     )
     rtmp_enabled: bool = Field(
         False, description="Run the RTMP ingest server inside the node (`efir up` turns it on)."
@@ -165,6 +192,14 @@ class Settings(BaseSettings):
     recording_retention_days: int = Field(
         30, ge=0, description="Recordings older than this many days are deleted; 0 keeps them forever."
     )
+    s3_endpoint_url: str = Field(
+        "", description="S3-compatible endpoint of an s3:// recordings URL (MinIO...); empty means AWS."
+    )
+    s3_region: str = Field("us-east-1", description="Region of the s3:// recordings bucket.")
+    s3_access_key_id: SecretStr = Field(
+        SecretStr(""), description="S3 access key id; empty uses boto3's default chain (env, role)."
+    )
+    s3_secret_access_key: SecretStr = Field(SecretStr(""), description="S3 secret access key.")
     thumbnail_seconds: float = Field(
         10.0, gt=0, description="A live channel's thumbnail.jpg is refreshed from its video this often."
     )
@@ -179,6 +214,14 @@ class Settings(BaseSettings):
     )
     loyalty_max_sessions_per_ip: int = Field(
         5, ge=1, description="An IP hash with more viewing sessions than this in a day earns no points."
+    )
+    fraud_review_threshold: float = Field(
+        0.5, ge=0, le=1, description="Donations whose fraud score is at least this go to the review queue."
+    )
+    fraud_lookback_days: int = Field(
+        30,
+        ge=1,
+        description="Days of earlier donations the fraud features look back over (velocity, history).",
     )
 
     @property
@@ -197,6 +240,10 @@ class Settings(BaseSettings):
     def recording_staging_root(self) -> Path:
         """Where workers collect a broadcast's source segments until it ends (local, never trimmed)."""
         return self.data_dir / "recording-staging"
+
+    @property
+    def dashboard_accounts_path(self) -> Path:
+        return self.dashboard_accounts_file or self.data_dir / "accounts.json"
 
     @property
     def marts_root(self) -> Path:
