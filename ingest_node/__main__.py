@@ -16,6 +16,9 @@ def main() -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # kafka-python logs every connect and close at INFO: at the node's default level that buried the
+    # one line saying why the node stopped (e.g. a port it cannot bind) under the clients' shutdown.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     migrate(settings)
     uvicorn.run(
         create_app(settings),

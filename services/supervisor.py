@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import IO
 
 LOG_TAIL_LINES = 30
+# uvicorn's `ERROR:    [Errno 98] ...`, logging's `... ERROR name: ...`, a traceback's last line.
+_FAILURE = re.compile(r"^ERROR:|\sERROR\s|^\w+(Error|Exception):")
 
 
 class PartFailed(RuntimeError):
@@ -36,7 +39,10 @@ class PartFailed(RuntimeError):
         self.reason = reason
         tail = part.log_tail()
         quoted = "\n".join(f"    {line}" for line in tail) if tail else "    (the log is empty)"
-        super().__init__(f"{part.name} {reason}. Last lines of {part.log_path}:\n{quoted}")
+        # Shutdown chatter after a failure can push its cause out of the tail: name the first error too.
+        cause = part.first_error()
+        first = f"First error in the log: {cause}\n" if cause and cause not in tail else ""
+        super().__init__(f"{part.name} {reason}. {first}Last lines of {part.log_path}:\n{quoted}")
 
 
 class Cancelled(RuntimeError):
@@ -110,6 +116,17 @@ class Part:
 
     def exit_code(self) -> int | None:
         return self.proc.poll()
+
+    def first_error(self) -> str | None:
+        """The log's first line that reports a failure (uvicorn's `ERROR:`, a traceback's exception)."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if _FAILURE.search(line):
+                        return line.rstrip("\n")
+        except OSError:
+            return None
+        return None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> list[str]:
         """The last lines of the log, read from the end so a huge log costs little."""
