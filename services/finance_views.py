@@ -15,8 +15,7 @@ from pathlib import Path
 import duckdb
 
 from services.events import DonationChargedBack
-from services.lake import mart_dir
-from services.marts import DONATIONS_MART, REVENUE_MART
+from services.marts import DONATIONS_MART, REVENUE_MART, mart_files
 from services.payout_store import APPROVED, BATCH_PARQUET, batch_dir, batch_info, batch_periods
 from services.payouts import PAYOUT
 
@@ -40,14 +39,10 @@ class Chargeback:
     gross_rub_minor: int  # negative: what the chargeback took back
 
 
-def _files(marts: Path, asset: str) -> list[str]:
-    return sorted(str(p) for p in mart_dir(marts, asset).glob("date=*/part.parquet"))
-
-
 def balances(marts: Path) -> list[Balance]:
     """Every channel with revenue or a payout, by name."""
     credited: dict[str, tuple[int, date | None]] = {}
-    revenue = _files(marts, REVENUE_MART)
+    revenue = mart_files(marts, REVENUE_MART)
     con = duckdb.connect()
     try:
         if revenue:
@@ -82,7 +77,7 @@ def balances(marts: Path) -> list[Balance]:
 
 def chargebacks(marts: Path, limit: int = 200) -> list[Chargeback]:
     """The newest donation chargebacks across all channels."""
-    files = _files(marts, DONATIONS_MART)
+    files = mart_files(marts, DONATIONS_MART)
     if not files:
         return []
     con = duckdb.connect()

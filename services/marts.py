@@ -65,13 +65,14 @@ class RecentDonation:
     gross_rub_minor: int
 
 
-def _files(marts: Path, asset: str) -> list[str]:
+def mart_files(marts: Path, asset: str) -> list[str]:
+    """Every partition file of a daily mart, oldest day first."""
     return sorted(str(p) for p in mart_dir(marts, asset).glob("date=*/*.parquet"))
 
 
 def _query(marts: Path, asset: str, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     """Run `sql` over every partition of `asset` (the view `mart`); no partitions yet means no rows."""
-    files = _files(marts, asset)
+    files = mart_files(marts, asset)
     if not files:
         return []
     con = duckdb.connect()
@@ -86,7 +87,7 @@ def _query(marts: Path, asset: str, sql: str, params: dict[str, Any]) -> list[tu
 
 def has_revenue(marts: Path) -> bool:
     """Whether any revenue has been computed yet (the dashboards show an empty state until then)."""
-    return bool(_files(marts, REVENUE_MART))
+    return bool(mart_files(marts, REVENUE_MART))
 
 
 def channels(marts: Path) -> list[str]:
