@@ -146,3 +146,23 @@ def test_instant_is_not_a_schedule_of_its_own(tmp_path: Path) -> None:
     path.write_text("alpha: {schedule: instant}\n")
     with pytest.raises(ProfilesError, match="instant payouts are requested"):
         StreamerProfiles.load(path)
+
+
+def test_efir_payouts_instant_runs_the_payout_in_a_child_process(
+    marts: Path, profiles: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.cli import main as efir
+    from services.settings import get_settings
+
+    monkeypatch.setenv("EFIR_DATA_DIR", str(profiles.parent))
+    monkeypatch.setenv("EFIR_MARTS_DIR", str(marts))
+    get_settings.cache_clear()
+    try:
+        args = ["payouts", "instant", "alpha", "--by", "olga", "--day", "2026-11-11", "--no-publish"]
+        ok = CliRunner().invoke(efir, args)
+        assert ok.exit_code == 0, ok.output
+        assert "instant-2026-11-11-alpha: approved instant payout to alpha by olga" in ok.output
+        again = CliRunner().invoke(efir, args)
+        assert again.exit_code == 1 and "already approved" in again.output  # nobody is paid twice
+    finally:
+        get_settings.cache_clear()
