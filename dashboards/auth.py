@@ -73,7 +73,6 @@ def sign_in_gate() -> Principal:
     if submitted:
         _attempt(store, username, password)
     st.stop()
-    raise AssertionError("unreachable: st.stop() ends the run")
 
 
 def sign_out_button(who: Principal) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from services.dashboard_accounts import ROLES, AccountError, AccountStore, generate_password
+from services.secret_files import write_secret
 from services.settings import get_settings
 
 FIRST_ACCOUNT = "admin"
@@ -34,10 +34,7 @@ def ensure_first_account(store: AccountStore, data_dir: Path) -> Path | None:
     password = generate_password()
     store.add(FIRST_ACCOUNT, "finance", [], password)
     path = data_dir / PASSWORD_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password + "\n")
+    write_secret(path, password)
     return path
 
 

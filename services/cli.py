@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from services.accounts_cli import FIRST_ACCOUNT, accounts, ensure_first_account
 from services.dashboard_accounts import AccountStore
+from services.secret_files import write_secret
 from services.settings import Settings, get_settings
 from services.supervisor import AliveFor, Cancelled, HttpReady, PartFailed, PortReady, Readiness, Supervisor
 
@@ -710,7 +711,7 @@ def up(no_demo: bool, data_dir: Path | None) -> None:
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if plan.admin_token_generated:
-        _write_secret(settings.data_dir / "admin_token", plan.env["EFIR_ADMIN_TOKEN"])
+        write_secret(settings.data_dir / "admin_token", plan.env["EFIR_ADMIN_TOKEN"])
     first_password = ensure_first_account(AccountStore(settings.dashboard_accounts_path), settings.data_dir)
 
     stop = threading.Event()
@@ -800,14 +801,6 @@ def _print_urls(plan: UpPlan) -> None:
             "dashboards once Dagster has materialised the marts."
         )
     click.echo("Press Ctrl-C to stop everything.\n")
-
-
-def _write_secret(path: Path, value: str) -> None:
-    """Write a secret readable by this user only (never printed, never logged)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
 
 
 def _set_on_signals(stop: threading.Event) -> None:
