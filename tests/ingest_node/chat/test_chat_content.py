@@ -450,8 +450,10 @@ def test_the_page_renders_emotes_stickers_pins_and_highlights_safely(
     browser = Browser()
     try:
         browser.navigate(f"{content_node.url}/chat/{channel}?token={page_tok}")
+        # Wait for the page's socket to join: a message sent before it would reach the page only as
+        # history, which carries no per-recipient friend flag.
+        assert browser.wait_until("document.body && document.body.dataset.joined === 'true'")
         with Client(content_node, channel, sender_tok) as pal:
-            assert browser.wait_until("document.readyState === 'complete'")
             pal.send(hostile)
             pal.message(hostile)
             pal.sticker("party")
