@@ -420,6 +420,67 @@ class GiftChargedBack(_GiftReversal):
     event_type: ClassVar[str] = "gift.charged_back"
 
 
+class _InteractiveReversal(_SettledCharge):
+    """A settled boost or request payment was taken back: the streamer's share of `amount_minor` is
+    reversed exactly as its credit (`boost.pinned` / `request.submitted`) was split, at the donations'
+    share, since interactive payments are donations with a purpose."""
+
+    topic: ClassVar[str] = "interactive"
+    charge_id: str
+    payer_id: str | None = None
+
+
+class BoostRefunded(_InteractiveReversal):
+    event_type: ClassVar[str] = "boost.refunded"
+    boost_id: str
+
+
+class BoostChargedBack(_InteractiveReversal):
+    """The payer's bank reversed a boost's payment; the payer is flagged like a donor who charged back."""
+
+    event_type: ClassVar[str] = "boost.charged_back"
+    boost_id: str
+
+
+class RequestRefunded(_InteractiveReversal):
+    """A request's payment was refunded (the streamer skipped or removed it with a refund, or support did)."""
+
+    event_type: ClassVar[str] = "request.refunded"
+    request_id: str
+
+
+class RequestChargedBack(_InteractiveReversal):
+    """The payer's bank reversed a request's payment; the payer is flagged like a donor who charged back."""
+
+    event_type: ClassVar[str] = "request.charged_back"
+    request_id: str
+
+
+# ---- sponsored content (topic `sponsorships`): a brand pays for an integration on a channel ---------
+
+
+class SponsorshipPaid(_SettledCharge):
+    """A sponsor's invoice for content on the channel was paid (finance records it from the bank
+    statement, so `payment_id` is the invoice or bank reference): 90% to the streamer."""
+
+    event_type: ClassVar[str] = "sponsorship.paid"
+    topic: ClassVar[str] = "sponsorships"
+    sponsorship_id: str
+    sponsor_name: str
+    title: str
+
+
+class SponsorshipRefunded(_SettledCharge):
+    """A paid sponsorship was refunded to the sponsor (the integration did not air, a dispute): its
+    credit is reversed exactly, at the original settlement's FX rate."""
+
+    event_type: ClassVar[str] = "sponsorship.refunded"
+    topic: ClassVar[str] = "sponsorships"
+    sponsorship_id: str
+    sponsor_name: str
+    title: str
+
+
 MONEY_PAYLOADS: tuple[type[Payload], ...] = (
     SubscriptionCreated,
     SubscriptionRenewed,
@@ -436,6 +497,8 @@ MONEY_PAYLOADS: tuple[type[Payload], ...] = (
     SubscriptionChargedBack,
     GiftRefunded,
     GiftChargedBack,
+    SponsorshipPaid,
+    SponsorshipRefunded,
 )
 
 
@@ -664,6 +727,10 @@ INTERACTIVE_PAYLOADS: tuple[type[Payload], ...] = (
     ChallengeProgress,
     ChallengeCompleted,
     MomentMarked,
+    BoostRefunded,
+    BoostChargedBack,
+    RequestRefunded,
+    RequestChargedBack,
 )
 
 _DONATION_PAYLOADS: tuple[type[Payload], ...] = (
