@@ -11,6 +11,14 @@ compared, never converted), and orders requests by the streamer's manual order f
 choice per request (`refund: true` asks the provider for a refund of the whole amount; the default
 keeps the money, as viewers are told when they pay). A refund or chargeback of a request still in
 the queue takes it out (`reversed`).
+
+A refund or chargeback of a settled boost or request emits its reversal (`boost.refunded|charged_back`,
+`request.refunded|charged_back`) in the webhook's transaction, with the original settlement time and
+the donations' split, so it cancels its credit exactly; the webhook is the only place that emits one,
+so a skip with `refund: true` results in one `request.refunded`, when the provider's refund arrives. A
+chargeback flags the payer as a subscription's or gift's does (`reversals.flag_charged_back`), and a
+flagged payer's next boost or request is refused (403) before anything is charged. A boost's pin is
+left to expire: the chat pins module has no way to take a pin down early.
 """
 
 from __future__ import annotations
@@ -25,12 +33,13 @@ from sqlalchemy.orm import Session
 from ingest_node.audit import audit
 from ingest_node.chat import pins
 from ingest_node.models import Channel, utcnow
-from ingest_node.money import charges
+from ingest_node.money import charges, payer_checks, reversals
 from ingest_node.money.interactive_models import BoostedMessage, MediaRequest, RequestQueue, RequestStatus
 from ingest_node.money.models import ChargeKind, ChargeStatus, MoneyCharge
 from services import events
 from services.ids import new_id
 from services.money import Currency
+from services.revenue import RevenueSource
 from services.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +65,14 @@ class Opened:
 def _channel(session: Session, channel_id: str) -> None:
     if session.get(Channel, channel_id) is None:
         raise Refused(404, f"channel {channel_id!r} does not exist")
+
+
+def refuse_flagged(session: Session, settings: Settings, payer_id: str | None) -> None:
+    """A payer flagged by a chargeback (of any charge or donation of theirs) may not pay again here."""
+    try:
+        payer_checks.refuse_flagged_payer(session, settings, payer_id)
+    except payer_checks.PayerFlagged as exc:
+        raise Refused(403, str(exc)) from None
 
 
 def check_amount(settings: Settings, amount_minor: int) -> None:
@@ -85,6 +102,7 @@ def open_boost(
 ) -> Opened:
     _channel(session, channel_id)
     check_amount(settings, amount_minor)
+    refuse_flagged(session, settings, user_id)
     charge = charges.new_charge(
         session,
         kind=ChargeKind.BOOST,
@@ -207,6 +225,7 @@ def open_request(
         raise Refused(422, f"this queue takes requests in {queue.currency}")
     if amount_minor < queue.min_amount_minor:
         raise Refused(422, f"a request costs at least {queue.min_amount_minor} minor units here")
+    refuse_flagged(session, settings, requester_id)
     charge = charges.new_charge(
         session,
         kind=ChargeKind.REQUEST,
@@ -246,7 +265,9 @@ def _request_fields(request: MediaRequest) -> dict[str, Any]:
     }
 
 
-def _request_charge(session: Session, settings: Settings, charge: MoneyCharge, target: ChargeStatus) -> None:
+def _request_charge(
+    session: Session, settings: Settings, charge: MoneyCharge, target: ChargeStatus, reason: str
+) -> None:
     request = session.execute(
         sa.select(MediaRequest).where(MediaRequest.charge_id == charge.charge_id).with_for_update()
     ).scalar_one()
@@ -262,11 +283,21 @@ def _request_charge(session: Session, settings: Settings, charge: MoneyCharge, t
         charges.emit(session, settings, payload, channel_id=request.channel_id, user_id=request.requester_id)
     elif target == ChargeStatus.FAILED:
         request.status = RequestStatus.FAILED
-    else:  # refunded or charged back
+    else:  # refunded or charged back (a skip/remove with a refund only asked for it: this is the one event)
         if request.refund == "requested":
             request.refund = "refunded"
         if request.status in (RequestStatus.QUEUED, RequestStatus.PENDING):
             request.status, request.finished_at = RequestStatus.REVERSED, utcnow()
+        _reversed(
+            session,
+            settings,
+            charge,
+            target,
+            reason,
+            entity={"request_id": request.request_id},
+            channel_id=request.channel_id,
+            payer_id=request.requester_id,
+        )
 
 
 def locked_request(session: Session, channel_id: str, request_id: str) -> MediaRequest:
@@ -385,9 +416,49 @@ def public_request(request: MediaRequest) -> dict[str, Any]:
 # ---- the charge hook (called by payments.py in the webhook's transaction) --------------------------
 
 
-def on_charge(session: Session, settings: Settings, charge: MoneyCharge, target: ChargeStatus) -> None:
+REVERSAL_EVENTS: dict[tuple[str, str], type[events._InteractiveReversal]] = {
+    (ChargeKind.BOOST, ChargeStatus.REFUNDED): events.BoostRefunded,
+    (ChargeKind.BOOST, ChargeStatus.CHARGED_BACK): events.BoostChargedBack,
+    (ChargeKind.REQUEST, ChargeStatus.REFUNDED): events.RequestRefunded,
+    (ChargeKind.REQUEST, ChargeStatus.CHARGED_BACK): events.RequestChargedBack,
+}
+
+
+def _reversed(
+    session: Session,
+    settings: Settings,
+    charge: MoneyCharge,
+    target: ChargeStatus,
+    reason: str,
+    *,
+    entity: dict[str, str],
+    channel_id: str,
+    payer_id: str | None,
+) -> None:
+    """The reversal event of a settled boost/request charge, and on a chargeback the payer's flag.
+
+    Only a succeeded charge can be refunded or charged back (the dispatcher's transition table), and a
+    webhook id is applied once, so this runs at most once per charge. The split is the donations' one,
+    as its credit's (`boost.pinned` / `request.submitted`) is in the marts."""
+    why = reversals.reason_for(target, reason)
+    payload = REVERSAL_EVENTS[(charge.kind, target)](
+        charge_id=charge.charge_id,
+        payer_id=payer_id,
+        **entity,
+        **reversals.settled_fields(charge, charge.amount_minor, RevenueSource.DONATION, why),
+    )
+    charges.emit(session, settings, payload, channel_id=channel_id, user_id=payer_id)
+    if target == ChargeStatus.CHARGED_BACK:
+        # Boosts and requests keep no payment token: the user id is what can be flagged.
+        reversals.flag_charged_back(session, settings, charge, why, user_id=payer_id, payment_token=None)
+
+
+def on_charge(
+    session: Session, settings: Settings, charge: MoneyCharge, target: ChargeStatus, reason: str = ""
+) -> None:
+    """Apply a charge's new status to its boost or request (`reason`: the provider's, for reversals)."""
     if charge.kind == ChargeKind.REQUEST:
-        _request_charge(session, settings, charge, target)
+        _request_charge(session, settings, charge, target, reason)
     elif target == ChargeStatus.SUCCEEDED:
         _boost_settled(session, settings, charge)
     else:
@@ -395,3 +466,14 @@ def on_charge(session: Session, settings: Settings, charge: MoneyCharge, target:
             sa.select(BoostedMessage).where(BoostedMessage.charge_id == charge.charge_id).with_for_update()
         ).scalar_one()
         boost.status = target
+        if target in reversals.REVERSED:
+            _reversed(
+                session,
+                settings,
+                charge,
+                target,
+                reason,
+                entity={"boost_id": boost.boost_id},
+                channel_id=boost.channel_id,
+                payer_id=boost.user_id,
+            )

@@ -125,7 +125,8 @@ class ChargePayments:
             charge.settled_at = datetime.fromtimestamp(event.created, UTC)
         charges.set_status(session, charge, status, actor=charges.PROVIDER_ACTOR, reason=data.reason)
         if charge.kind in interactive.KINDS and status != ChargeStatus.FAILED:
-            interactive.on_charge(session, settings, charge, status)  # boosts and requests handle their own
+            # boosts and requests handle their own, reversal events and payer flags included
+            interactive.on_charge(session, settings, charge, status, data.reason)
         elif status == ChargeStatus.SUCCEEDED:
             assert charge.settled_at is not None
             if charge.kind == ChargeKind.GIFT:

@@ -9,6 +9,8 @@ exact negative of the credit's. Per kind:
 - a gift: `gift.refunded|charged_back`, and the gift leaves the collection.
 A chargeback also flags the payer (`payer_checks.flag_payer`). All of it joins the webhook's transaction,
 with the charge's own audit row (money credited before and after) written by `charges.set_status`.
+Boosts and requests (`interactive.py`) reverse their own entity but share `settled_fields` and
+`flag_charged_back`, so their reversal events and payer flags are made the same way.
 """
 
 from __future__ import annotations
@@ -37,27 +39,51 @@ def on_reversed(
 ) -> None:
     assert target in REVERSED and charge.provider_payment_id is not None and charge.settled_at is not None
     charged_back = target == ChargeStatus.CHARGED_BACK
-    why = reason or ("charged back" if charged_back else "refunded")
+    why = reason_for(target, reason)
     if charge.kind == ChargeKind.GIFT:
         payer, token = _reverse_gift(session, settings, charge, charged_back, why)
     else:
         payer, token = _reverse_subscriptions(session, settings, charge, charged_back, why)
     if charged_back:
-        payer_checks.flag_payer(session, settings, charge.charge_id, why, user_id=payer, payment_token=token)
-        audit(
-            session,
-            actor=charges.PROVIDER_ACTOR,
-            action="payer.flagged",
-            entity=f"charge:{charge.charge_id}",
-            currency=charge.currency,
-            amount_before=charge.amount_minor,
-            amount_after=0,
-            status_before=ChargeStatus.SUCCEEDED,
-            status_after="flagged",
-        )
+        flag_charged_back(session, settings, charge, why, user_id=payer, payment_token=token)
 
 
-def _settled(charge: MoneyCharge, amount: int, source: RevenueSource, reason: str) -> dict[str, Any]:
+def reason_for(target: ChargeStatus, reason: str) -> str:
+    """The provider's reason, or what happened when it gave none (the events and flags say why)."""
+    return reason or ("charged back" if target == ChargeStatus.CHARGED_BACK else "refunded")
+
+
+def flag_charged_back(
+    session: Session,
+    settings: Settings,
+    charge: MoneyCharge,
+    reason: str,
+    *,
+    user_id: str | None,
+    payment_token: str | None,
+) -> None:
+    """Flag the payer of a charged-back charge and audit it (`payer.flagged`): every paid kind (a
+    subscription, a gift, a boost, a request) flags the same way, so one chargeback anywhere stops the
+    payer's next charge everywhere (`payer_checks.refuse_flagged_payer`)."""
+    payer_checks.flag_payer(
+        session, settings, charge.charge_id, reason, user_id=user_id, payment_token=payment_token
+    )
+    audit(
+        session,
+        actor=charges.PROVIDER_ACTOR,
+        action="payer.flagged",
+        entity=f"charge:{charge.charge_id}",
+        currency=charge.currency,
+        amount_before=charge.amount_minor,
+        amount_after=0,
+        status_before=ChargeStatus.SUCCEEDED,
+        status_after="flagged",
+    )
+
+
+def settled_fields(charge: MoneyCharge, amount: int, source: RevenueSource, reason: str) -> dict[str, Any]:
+    """The `_SettledCharge` fields of a reversal of `amount` of the charge: the ORIGINAL settlement time
+    and the split of `amount` by `source`'s share, so the reversal cancels its credit exactly."""
     assert charge.provider_payment_id is not None and charge.settled_at is not None
     split = split_for(source, amount)
     return {
@@ -89,7 +115,7 @@ def _reverse_subscriptions(
             subscriber_id=sub.subscriber_id,
             tier=charge.tier or sub.tier,
             gifted_by=sub.gifted_by,
-            **_settled(charge, amount, RevenueSource.SUBSCRIPTION, reason),
+            **settled_fields(charge, amount, RevenueSource.SUBSCRIPTION, reason),
         )
         charges.emit(session, settings, reversal, channel_id=sub.channel_id, user_id=sub.subscriber_id)
         subs.revoke(
@@ -114,7 +140,7 @@ def _reverse_gift(
         quantity=gift.quantity,
         sender_id=gift.sender_id,
         recipient_id=gift.recipient_id,
-        **_settled(charge, charge.amount_minor, RevenueSource.GIFT, reason),
+        **settled_fields(charge, charge.amount_minor, RevenueSource.GIFT, reason),
     )
     charges.emit(session, settings, reversal, channel_id=gift.channel_id, user_id=gift.sender_id)
     return gift.sender_id, None

@@ -1,0 +1,292 @@
+"""Refunds and chargebacks of boosts and requests against a live node and the sandbox provider: each
+settled payment taken back emits one reversal of its credit (original settlement time, the donations'
+split), a chargeback flags the payer like a subscription's or gift's does, and a flagged payer's next
+boost or request is refused before anything is charged."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.ingest_node.live_node import Node, signed_webhook
+from tests.ingest_node.money.interactive_helpers import (
+    call,
+    channel_with_owner,
+    open_queue,
+    outbox_events,
+    queued_request,
+    request_body,
+    wait_json,
+)
+from tests.ingest_node.money.money_helpers import post
+
+pytestmark = pytest.mark.db
+
+REVERSAL_FIELDS = ("amount_minor", "currency", "payment_id", "settled_at")
+
+
+def _user(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _boost(node: Node, channel: str, **fields: Any) -> str:
+    body = {
+        "channel_id": channel,
+        "amount_minor": 30_000,
+        "currency": "RUB",
+        "message": "Привет!",
+        "display_name": "Казанец",
+        "payment_token": "tok_success",
+        **fields,
+    }
+    answer = post(node, "/api/v1/boosts", body)
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["boost_id"])
+
+
+def _charge_of(node: Node, table: str, column: str, entity_id: str) -> str:
+    return str(node.scalar(f"SELECT charge_id FROM {table} WHERE {column} = :e", e=entity_id))
+
+
+def _webhook(node: Node, charge_id: str, kind: str, reason: str = "") -> dict[str, Any]:
+    """A provider webhook about the charge as the Payment Service would send it (signed by `_send`)."""
+    reference = node.scalar("SELECT reference FROM money_charges WHERE charge_id = :c", c=charge_id)
+    payment_id = node.scalar(
+        "SELECT provider_payment_id FROM money_charges WHERE charge_id = :c", c=charge_id
+    )
+    amount = node.scalar("SELECT amount_minor FROM money_charges WHERE charge_id = :c", c=charge_id)
+    return {
+        "id": f"evt_test_{uuid.uuid4().hex}",
+        "type": kind,
+        "created": int(time.time()),
+        "data": {
+            "payment_id": payment_id,
+            "reference": reference,
+            "amount_minor": int(amount),
+            "currency": "RUB",
+            "reason": reason,
+        },
+    }
+
+
+def _send(node: Node, body: dict[str, Any]) -> Any:
+    raw, headers = signed_webhook(node.settings, body)
+    with node.client() as http:
+        return http.post("/api/v1/payments/webhook", content=raw, headers=headers)
+
+
+def _audit(node: Node, charge_id: str) -> list[str]:
+    return node.column(
+        "SELECT action || ':' || coalesce(amount_before_minor, -1) || '>' "
+        "|| coalesce(amount_after_minor, -1) FROM audit_log WHERE entity = :e ORDER BY id",
+        e=f"charge:{charge_id}",
+    )
+
+
+def _flags(node: Node, charge_id: str) -> list[str]:
+    return node.column("SELECT kind FROM flagged_donors WHERE donation_id = :c", c=charge_id)
+
+
+def _only(node: Node, channel: str, event_type: str) -> dict[str, Any]:
+    found = outbox_events(node, channel, event_type)
+    assert [e["event_type"] for e in found] == [event_type], found
+    return found[0]
+
+
+def _same_settlement(reversal: dict[str, Any], credit: dict[str, Any]) -> None:
+    """The reversal repeats its credit's money and ORIGINAL settlement time, at the donations' 85%."""
+    for field in REVERSAL_FIELDS:
+        assert reversal["payload"][field] == credit["payload"][field], field
+    amount = reversal["payload"]["amount_minor"]
+    share = {30_000: (25_500, 4_500), 10_000: (8_500, 1_500)}[amount]
+    assert (reversal["payload"]["streamer_share_minor"], reversal["payload"]["platform_fee_minor"]) == share
+
+
+# ---- boosts ------------------------------------------------------------------------------------------
+
+
+def test_a_refunded_boost_emits_one_reversal_and_flags_nobody(node: Node) -> None:
+    channel, payer = node.new_channel(), _user("b")
+    boost_id = _boost(node, channel, user_id=payer, payment_token="tok_refund")
+    body = wait_json(node, f"/api/v1/boosts/{boost_id}", lambda b: b["status"] == "refunded")
+    assert body["status"] == "refunded"
+    credit = _only(node, channel, "boost.pinned")
+    reversal = _only(node, channel, "boost.refunded")
+    assert reversal["user_id"] == payer
+    payload = reversal["payload"]
+    assert (payload["boost_id"], payload["payer_id"], payload["charge_id"]) == (
+        boost_id,
+        payer,
+        credit["payload"]["charge_id"],
+    )
+    assert payload["reason"] == "refunded (sandbox tok_refund)"
+    _same_settlement(reversal, credit)
+    charge_id = payload["charge_id"]
+    assert _flags(node, charge_id) == []
+    assert "payer.flagged:30000>0" not in _audit(node, charge_id)
+    # A refund flags nobody: the payer may boost again.
+    assert post(node, "/api/v1/boosts", {**_boost_body(channel), "user_id": payer}).status_code == 201
+
+
+def _boost_body(channel: str) -> dict[str, Any]:
+    return {
+        "channel_id": channel,
+        "amount_minor": 30_000,
+        "currency": "RUB",
+        "message": "ещё раз",
+        "payment_token": "tok_success",
+    }
+
+
+def test_a_charged_back_boost_flags_the_payer_whose_next_boost_and_request_are_refused(node: Node) -> None:
+    channel, owner, _ = channel_with_owner(node)
+    open_queue(node, channel, owner)
+    payer = _user("cb")
+    boost_id = _boost(node, channel, user_id=payer, payment_token="tok_chargeback")
+    body = wait_json(node, f"/api/v1/boosts/{boost_id}", lambda b: b["status"] == "charged_back")
+    assert body["status"] == "charged_back"
+    credit = _only(node, channel, "boost.pinned")
+    reversal = _only(node, channel, "boost.charged_back")
+    assert (reversal["payload"]["boost_id"], reversal["payload"]["payer_id"]) == (boost_id, payer)
+    _same_settlement(reversal, credit)
+    charge_id = _charge_of(node, "boosted_messages", "boost_id", boost_id)
+    assert _audit(node, charge_id) == [
+        "charge.boost.created:-1>0",
+        "charge.boost.succeeded:0>30000",
+        "charge.boost.charged_back:30000>0",
+        "payer.flagged:30000>0",
+    ]
+    assert _flags(node, charge_id) == ["user"]
+
+    again = post(node, "/api/v1/boosts", {**_boost_body(channel), "user_id": payer})
+    assert again.status_code == 403 and "chargeback" in again.json()["detail"]
+    request = post(node, "/api/v1/requests", request_body(channel, requester_id=payer))
+    assert request.status_code == 403 and "chargeback" in request.json()["detail"]
+    assert node.scalar("SELECT count(*) FROM boosted_messages WHERE user_id = :u", u=payer) == 1
+    assert node.scalar("SELECT count(*) FROM media_requests WHERE requester_id = :u", u=payer) == 0
+    # Only that payer: anyone else still boosts and requests.
+    assert post(node, "/api/v1/boosts", {**_boost_body(channel), "user_id": _user("ok")}).status_code == 201
+    assert post(node, "/api/v1/requests", request_body(channel, requester_id=_user("ok"))).status_code == 201
+
+
+def test_a_replayed_boost_reversal_webhook_emits_nothing_new(node: Node) -> None:
+    channel, payer = node.new_channel(), _user("rp")
+    boost_id = _boost(node, channel, user_id=payer)
+    assert (
+        wait_json(node, f"/api/v1/boosts/{boost_id}", lambda b: b["status"] == "pinned")["status"] == "pinned"
+    )
+    charge_id = _charge_of(node, "boosted_messages", "boost_id", boost_id)
+    chargeback = _webhook(node, charge_id, "payment.charged_back", reason="fraudulent")
+    first, replay = _send(node, chargeback), _send(node, chargeback)
+    assert first.status_code == 200 and first.json()["status"] == "applied"
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    # Another reversal of the same (already reversed) charge is an invalid transition.
+    assert _send(node, _webhook(node, charge_id, "payment.refunded")).status_code == 409
+    types = [e["event_type"] for e in outbox_events(node, channel, "boost.")]
+    assert types == ["boost.pinned", "boost.charged_back"]
+    assert _only(node, channel, "boost.charged_back")["payload"]["reason"] == "fraudulent"
+    assert _flags(node, charge_id) == ["user"]
+    assert _audit(node, charge_id).count("payer.flagged:30000>0") == 1
+
+
+# ---- requests ----------------------------------------------------------------------------------------
+
+
+def test_a_refunded_queued_request_leaves_the_queue_with_one_reversal(node: Node) -> None:
+    channel, owner, _ = channel_with_owner(node)
+    open_queue(node, channel, owner)
+    payer = _user("rq")
+    answer = post(
+        node, "/api/v1/requests", request_body(channel, requester_id=payer, payment_token="tok_refund")
+    )
+    assert answer.status_code == 201, answer.text
+    request_id = answer.json()["request_id"]
+    body = wait_json(node, f"/api/v1/requests/{request_id}", lambda b: b["status"] == "reversed")
+    assert body["status"] == "reversed"
+    credit = _only(node, channel, "request.submitted")
+    reversal = _only(node, channel, "request.refunded")
+    assert reversal["user_id"] == payer
+    assert (reversal["payload"]["request_id"], reversal["payload"]["payer_id"]) == (request_id, payer)
+    assert reversal["payload"]["charge_id"] == credit["payload"]["charge_id"]
+    _same_settlement(reversal, credit)
+    assert _flags(node, reversal["payload"]["charge_id"]) == []
+    with node.client() as http:
+        assert http.get(f"/api/v1/channels/{channel}/requests").json()["queue"] == []
+
+
+def test_a_charged_back_queued_request_flags_the_requester(node: Node) -> None:
+    channel, owner, _ = channel_with_owner(node)
+    open_queue(node, channel, owner)
+    payer = _user("rc")
+    answer = post(
+        node, "/api/v1/requests", request_body(channel, requester_id=payer, payment_token="tok_chargeback")
+    )
+    request_id = answer.json()["request_id"]
+    body = wait_json(node, f"/api/v1/requests/{request_id}", lambda b: b["status"] == "reversed")
+    assert body["status"] == "reversed"
+    credit = _only(node, channel, "request.submitted")
+    reversal = _only(node, channel, "request.charged_back")
+    assert reversal["payload"]["request_id"] == request_id
+    _same_settlement(reversal, credit)
+    charge_id = _charge_of(node, "media_requests", "request_id", request_id)
+    assert _audit(node, charge_id)[-2:] == ["charge.request.charged_back:10000>0", "payer.flagged:10000>0"]
+    assert _flags(node, charge_id) == ["user"]
+    refused = post(node, "/api/v1/requests", request_body(channel, requester_id=payer))
+    assert refused.status_code == 403
+    boost = post(node, "/api/v1/boosts", {**_boost_body(channel), "user_id": payer})
+    assert boost.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("kind", "event_type"),
+    [("payment.refunded", "request.refunded"), ("payment.charged_back", "request.charged_back")],
+)
+def test_a_played_request_taken_back_stays_played_and_reverses_once(
+    node: Node, kind: str, event_type: str
+) -> None:
+    channel, owner, _ = channel_with_owner(node)
+    open_queue(node, channel, owner)
+    payer = _user("pl")
+    request_id = queued_request(node, channel, requester_id=payer)
+    played = call(node, "POST", f"/api/v1/channels/{channel}/requests/{request_id}/play", owner)
+    assert played.status_code == 200, played.text
+    charge_id = _charge_of(node, "media_requests", "request_id", request_id)
+    webhook = _webhook(node, charge_id, kind)
+    first, replay = _send(node, webhook), _send(node, webhook)
+    assert first.status_code == 200 and first.json()["status"] == "applied"
+    assert replay.status_code == 200 and replay.json()["status"] == "duplicate"
+    with node.client() as http:
+        assert http.get(f"/api/v1/requests/{request_id}").json()["status"] == "played"
+    types = [e["event_type"] for e in outbox_events(node, channel, "request.")]
+    assert types == ["request.submitted", "request.played", event_type]
+    reversal = _only(node, channel, event_type)
+    _same_settlement(reversal, _only(node, channel, "request.submitted"))
+    assert reversal["payload"]["reason"] == ("charged back" if "charged" in kind else "refunded")
+    assert _flags(node, charge_id) == (["user"] if "charged" in kind else [])
+
+
+def test_a_skip_with_refund_results_in_one_refund_event_when_the_provider_confirms(node: Node) -> None:
+    channel, owner, _ = channel_with_owner(node)
+    open_queue(node, channel, owner)
+    payer = _user("sk")
+    request_id = queued_request(node, channel, requester_id=payer)
+    skipped = call(
+        node, "POST", f"/api/v1/channels/{channel}/requests/{request_id}/skip", owner, json={"refund": True}
+    )
+    assert skipped.status_code == 200 and skipped.json()["refund"] == "requested", skipped.text
+    body = wait_json(node, f"/api/v1/requests/{request_id}", lambda b: b["refund"] == "refunded")
+    assert body["refund"] == "refunded" and body["status"] == "skipped"
+    types = [e["event_type"] for e in outbox_events(node, channel, "request.")]
+    assert types == ["request.submitted", "request.skipped", "request.refunded"]
+    assert _only(node, channel, "request.skipped")["payload"]["refund"] is True
+    reversal = _only(node, channel, "request.refunded")
+    assert (reversal["payload"]["request_id"], reversal["payload"]["payer_id"]) == (request_id, payer)
+    _same_settlement(reversal, _only(node, channel, "request.submitted"))
+    # A second refund webhook (another id) for the same payment changes nothing.
+    charge_id = _charge_of(node, "media_requests", "request_id", request_id)
+    assert _send(node, _webhook(node, charge_id, "payment.refunded")).status_code == 409
+    assert len(outbox_events(node, channel, "request.refunded")) == 1
+    assert _flags(node, charge_id) == []
