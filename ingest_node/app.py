@@ -44,6 +44,7 @@ from ingest_node.routes import (
     webhooks,
     widgets,
 )
+from ingest_node.routes import sponsorships as sponsorship_routes
 from services.chat.tokens import HmacTokens
 from services.payments import PaymentClient
 from services.settings import Settings, get_settings
@@ -100,4 +101,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_interactive_feed(sessions, settings, app.state.alert_hub)  # challenges, moments, widget wake-ups
     app.include_router(interactive.router)  # boosts, requests, challenges, goal, alert settings
     app.include_router(widgets.router)  # goal bar, top donors, request queue overlays (after /alerts)
+    app.include_router(sponsorship_routes.router)  # sponsored content: finance records paid invoices
     return app
