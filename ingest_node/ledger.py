@@ -121,6 +121,7 @@ def open_donation(
             currency=body.currency.value,
             message=body.message if message is None else message,
             donor_name=body.donor_name,
+            tts=body.tts,
             status=DonationStatus.HELD if held_reason else DonationStatus.PENDING,
             created_at=now,
             updated_at=now,
@@ -150,6 +151,7 @@ def open_donation(
                 currency=Currency(donation.currency),
                 donor_name=donation.donor_name,
                 message=donation.message,
+                tts=donation.tts,
             ),
         )
         if held_reason:
@@ -408,7 +410,12 @@ def _payload(
     if target == DonationStatus.SUCCEEDED:
         edge = donation_rules.fingerprints(session, donation.donation_id) if session is not None else {}
         return DonationProcessed(
-            **common, **settled, **edge, donor_name=donation.donor_name, message=donation.message
+            **common,
+            **settled,
+            **edge,
+            donor_name=donation.donor_name,
+            message=donation.message,
+            tts=donation.tts,
         )
     if target == DonationStatus.REFUNDED:
         return DonationRefunded(**common, **settled, reason=reason)

@@ -73,6 +73,8 @@ class Donation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The donor asked for the message to be read aloud (migration 0004_donation_tts).
+    tts: Mapped[bool] = mapped_column(sa.Boolean, default=True, server_default=sa.true())
 
 
 class IdempotencyKey(Base):

@@ -50,6 +50,13 @@ class DonationIn(BaseModel):
         StrictBool,
         Field(description="Mark a highlighted moment at the current stream time (channel must be live)."),
     ] = False
+    tts: Annotated[
+        StrictBool,
+        Field(
+            description="Read the message aloud on stream (the donor's checkbox, on by default); the alert "
+            "box speaks only when this, the channel's alert settings and their TTS filter all allow it."
+        ),
+    ] = True
 
 
 class DonationCreatedOut(BaseModel):
@@ -74,6 +81,7 @@ class DonationOut(BaseModel):
     created_at: datetime
     settled_at: datetime | None
     failure_reason: str | None
+    tts: bool = True
 
 
 class Problem(BaseModel):

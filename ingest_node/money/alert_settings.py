@@ -12,9 +12,12 @@ speak, or none.
 - Templates substitute only known placeholders (`{name}`, `{amount}`, `{message}`, `{item}`,
   `{quantity}`, `{tier}`); an unknown one is refused when saved; substituted values are plain text,
   never markup or further templates (one pass, no format-string evaluation).
-- TTS: on or off per type; what is spoken is the donor's message with links removed, never spoken
+- TTS: `tts.enabled` is the channel's one switch (the donation-settings route reads and writes this
+  same value as `tts_enabled`), then on or off per type, then the donor's own choice (`tts` on the
+  donation, default true). What is spoken is the donor's message with links removed, never spoken
   when it trips the channel's chat automod lexicon (its blocked words and, if enabled, the built-in
   profanity lexicon) or the alert's own blocked words, or when it is longer than `max_chars`.
+  `display.tts` says whether the alert box speaks: true only when all of these allow it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from sqlalchemy.orm import Session
 
 from ingest_node.chat.models import ChatChannelSettings
+from ingest_node.models import utcnow
 from ingest_node.money.interactive_models import AlertSettingsRow
 from services.chat.automod import AutoMod, AutoModConfig, Rule, find_links
 from services.chat.lexicon import blocked_words
@@ -106,6 +110,19 @@ def load(session: Session, channel_id: str) -> AlertSettings:
     return AlertSettings.model_validate_json(row.settings) if row is not None else AlertSettings()
 
 
+def set_tts_enabled(session: Session, channel_id: str, enabled: bool) -> AlertSettings:
+    """Turn the channel's TTS switch on or off, keeping the rest of its alert settings (in the caller's
+    transaction): the donation-settings route's `tts_enabled` writes here, so there is one switch."""
+    current = load(session, channel_id)
+    changed = current.model_copy(update={"tts": current.tts.model_copy(update={"enabled": enabled})})
+    row = session.get(AlertSettingsRow, channel_id)
+    if row is None:
+        row = AlertSettingsRow(channel_id=channel_id)
+        session.add(row)
+    row.settings, row.updated_at = changed.model_dump_json(), utcnow()
+    return changed
+
+
 def channel_automod(session: Session, channel_id: str) -> AutoMod:
     row = session.get(ChatChannelSettings, channel_id)
     return AutoMod(AutoModConfig.model_validate_json(row.automod if row and row.automod else "{}"))
@@ -175,15 +192,21 @@ def display(frame: dict[str, Any], settings: AlertSettings, automod: AutoMod) ->
         template = variation.template or template
         duration = variation.duration_ms or duration
     spoken = None
-    if settings.tts.enabled and per_type.tts and values["message"]:
+    if settings.tts.enabled and per_type.tts and donor_wants_tts(payload) and values["message"]:
         spoken = tts_text(values["message"], settings, automod)
     return {
         "title": render(template, values),
         "message": values["message"],
         "duration_ms": duration,
         "variation": variation.name if variation else None,
+        "tts": spoken is not None,
         "tts_text": spoken,
     }
+
+
+def donor_wants_tts(payload: dict[str, Any]) -> bool:
+    """The donor's checkbox; events without it (gifts, older donations) count as "yes"."""
+    return payload.get("tts") is not False
 
 
 def decorate(body: str, settings: AlertSettings, automod: AutoMod) -> str | None:

@@ -1,9 +1,11 @@
 """Per-channel donation settings, the per-donation edge record, flagged donors, and the donor's fee.
 
-A streamer narrows the global 10..50,000 bounds per currency, offers preset amounts, turns TTS on or off,
-asks for manual approval, and lets donors cover the fee. The fee a donor covers is the platform's part of
-the revenue split (`services.revenue.split_for`) of the amount they chose: it is charged on top, the
-donation itself stays the chosen amount, so the streamer's credit is exactly that amount's share.
+A streamer narrows the global 10..50,000 bounds per currency, offers preset amounts, asks for manual
+approval, and lets donors cover the fee. The fee a donor covers is the platform's part of the revenue
+split (`services.revenue.split_for`) of the amount they chose: it is charged on top, the donation itself
+stays the chosen amount, so the streamer's credit is exactly that amount's share. Reading messages aloud
+is not here: the alert settings hold the channel's one TTS switch (`ingest_node.money.alert_settings`),
+which the donation-settings route still accepts and shows as `tts_enabled`.
 
 `donation_edges` keeps what the edge checks need per donation (hashed IP, card and device fingerprints,
 the fee, the original message when it was hidden, the review state); `flagged_donors` holds cards and
@@ -33,7 +35,6 @@ class DonationRules(Base):
     channel_id: Mapped[str] = mapped_column(sa.ForeignKey("channels.channel_id"), primary_key=True)
     limits: Mapped[dict[str, list[int]]] = mapped_column(sa.JSON, default=dict)
     presets: Mapped[dict[str, list[int]]] = mapped_column(sa.JSON, default=dict)
-    tts_enabled: Mapped[bool] = mapped_column(sa.Boolean, default=True)
     requires_approval: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     donor_covers_fee: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,5 +1,9 @@
 """A channel's donation settings: the admin (for now; the channel owner later) sets them, anyone reads
-them and asks for a quote, so the donation page shows the range, the presets and the fee up front."""
+them and asks for a quote, so the donation page shows the range, the presets and the fee up front.
+
+`tts_enabled` is not stored here: it is the alert settings' `tts.enabled` (the channel's one TTS switch,
+`ingest_node.money.alert_settings`), shown as is and written there when a PUT names it, so the two
+endpoints can never disagree. A PUT without it leaves the switch as it was."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 from ingest_node.audit import audit
 from ingest_node.deps import AdminDep, SessionDep, SettingsDep
 from ingest_node.models import Channel, utcnow
-from ingest_node.money import donation_rules
+from ingest_node.money import alert_settings, donation_rules
+from ingest_node.money.alert_settings import AlertSettings
 from ingest_node.money.donation_rules import DonationRules
 from services.money import Currency
 from services.settings import Settings
@@ -31,7 +36,10 @@ class DonationRulesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limits: dict[Currency, RangeIn] = Field(default_factory=dict)
     presets: dict[Currency, Annotated[list[StrictInt], Field(max_length=8)]] = Field(default_factory=dict)
-    tts_enabled: StrictBool = True
+    tts_enabled: Annotated[
+        StrictBool | None,
+        Field(description="The alert settings' tts.enabled; omitted or null leaves it unchanged."),
+    ] = None
     requires_approval: StrictBool = False
     donor_covers_fee: StrictBool = False
 
@@ -65,7 +73,9 @@ class QuoteOut(BaseModel):
     streamer_minor: int
 
 
-def _out(settings: Settings, channel_id: str, rules: DonationRules | None) -> DonationRulesOut:
+def _out(
+    settings: Settings, channel_id: str, rules: DonationRules | None, alerts: AlertSettings
+) -> DonationRulesOut:
     currencies = {}
     for currency in Currency:
         b = donation_rules.bounds_for(settings, rules, currency)
@@ -74,7 +84,7 @@ def _out(settings: Settings, channel_id: str, rules: DonationRules | None) -> Do
     return DonationRulesOut(
         channel_id=channel_id,
         currencies=currencies,
-        tts_enabled=rules.tts_enabled if rules else True,
+        tts_enabled=alerts.tts.enabled,
         requires_approval=rules.requires_approval if rules else False,
         donor_covers_fee=rules.donor_covers_fee if rules else False,
     )
@@ -110,21 +120,26 @@ def set_donation_rules(
         rules = session.get(DonationRules, channel_id) or DonationRules(channel_id=channel_id)
         rules.limits = {c.value: [r.min_minor, r.max_minor] for c, r in body.limits.items()}
         rules.presets = {c.value: sorted(set(a)) for c, a in body.presets.items()}
-        rules.tts_enabled = body.tts_enabled
         rules.requires_approval = body.requires_approval
         rules.donor_covers_fee = body.donor_covers_fee
         rules.updated_at = utcnow()
         session.add(rules)
         audit(session, actor=actor, action="donation.settings", entity=f"channel:{channel_id}")
+        if body.tts_enabled is None:
+            alerts = alert_settings.load(session, channel_id)
+        else:
+            alerts = alert_settings.set_tts_enabled(session, channel_id, body.tts_enabled)
+            audit(session, actor=actor, action="alerts.configured", entity=f"channel:{channel_id}")
         session.flush()
-        return _out(settings, channel_id, rules)
+        return _out(settings, channel_id, rules, alerts)
 
 
 @router.get("/{channel_id}/donation-settings")
 def get_donation_rules(channel_id: str, session: SessionDep, settings: SettingsDep) -> DonationRulesOut:
     with session.begin():
         _channel(session, channel_id)
-        return _out(settings, channel_id, donation_rules.rules_of(session, channel_id))
+        rules = donation_rules.rules_of(session, channel_id)
+        return _out(settings, channel_id, rules, alert_settings.load(session, channel_id))
 
 
 @router.get("/{channel_id}/donation-quote")

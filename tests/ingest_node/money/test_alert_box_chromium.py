@@ -104,7 +104,7 @@ def test_a_donation_shows_up_and_is_never_replayed(node: Node, browser: Browser)
 
 def test_a_burst_of_ten_donations_shows_ten_alerts_in_order(node: Node, browser: Browser) -> None:
     channel = node.new_channel()
-    open_overlay(browser, overlay_key(node, channel)["alerts_url"] + "&duration_ms=50&tts=1")
+    open_overlay(browser, overlay_key(node, channel)["alerts_url"] + "&duration_ms=50")
     donations = {settled_donation(node, channel, amount_minor=1_000 * (i + 1)) for i in range(10)}
     assert browser.wait_until("window.__efirShown.length >= 10")
     refs = shown_refs(browser)

@@ -139,9 +139,16 @@ def test_alert_box_applies_the_streamers_settings(node: Node, browser: Browser) 
     assert automod.status_code in (200, 204), automod.text
     browser.navigate(overlay_url(node, channel, "alerts", duration_ms="50"))
     assert browser.wait_until("window.__efirReady === true")
+    # Record every utterance the page hands to the browser's speech engine.
+    browser.evaluate(
+        "window.__spoken = []; window.speechSynthesis.speak = (u) => window.__spoken.push(u.text)"
+    )
     below = settled_donation(node, channel, amount_minor=10_000, donor_name="Мелочь")  # under the minimum
     plain = settled_donation(
         node, channel, amount_minor=60_000, donor_name="Оля {tier}", message="привет {name}"
+    )
+    quiet = settled_donation(  # the donor unticked "read my message aloud"
+        node, channel, amount_minor=65_000, donor_name="Тихоня", message="не читайте", tts=False
     )
     linked = settled_donation(
         node, channel, amount_minor=70_000, donor_name="Ссылка", message="смотри t.me/spam тут"
@@ -151,15 +158,18 @@ def test_alert_box_applies_the_streamers_settings(node: Node, browser: Browser) 
     )
     long = settled_donation(node, channel, amount_minor=90_000, donor_name="Длинный", message="а" * 100)
     big = settled_donation(node, channel, amount_minor=600_000, donor_name="Кит")
-    assert browser.wait_until("window.__efirShown.length >= 5")
+    assert browser.wait_until("window.__efirShown.length >= 6")
     shown = {s["ref"]: s for s in browser.evaluate("window.__efirShown")}
-    assert below not in shown and len(shown) == 5
+    assert below not in shown and len(shown) == 6
     # Substituted values stay as given: `{tier}` in a name and `{name}` in a message are not templates.
     assert shown[plain]["title"] == "Оля {tier} donated 600.00 RUB: привет {name}"
     assert shown[plain]["tts"] == "привет {name}"
     assert shown[linked]["tts"] == "смотри тут"  # the link is not spoken
     assert shown[blocked]["tts"] is None  # a blocked word: silent
     assert shown[long]["tts"] is None  # too long: silent
+    assert shown[quiet]["title"] == "Тихоня donated 650.00 RUB: не читайте" and shown[quiet]["tts"] is None
+    # In the order shown; the opted-out, blocked and long messages never reach the speech engine.
+    assert browser.evaluate("window.__spoken") == ["привет {name}", "смотри тут", "gg"]
     assert shown[big]["title"] == "WOW Кит!" and shown[big]["variation"] == "big"
 
 
