@@ -6,7 +6,9 @@ viewer the viewer did not watch in that window, with a score in [0, 1] and the p
 chose it. The rules are `services.recommend`'s; the evaluation against the popularity baseline is
 `python -m services.recommend_eval` (docs/recommendations.md). Anonymous viewers (session keys) are
 left out: a session id never comes back, so there is nobody to show recommendations to. No social
-graph or game data exists in the events yet, so the blend is co-watching and channel popularity.
+graph exists in the events yet. Game data comes from the lake's `streams` topic (each stream event
+carries the channel's game): a viewer's minutes on a channel-day count for that channel's game that
+day, and a channel's game is its last one in the window; the blend weight is `GAME_WEIGHT`.
 """
 
 from datetime import date, timedelta
@@ -15,13 +17,21 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
+from assets.lake import LAKE_STREAMS, STREAMS_TOPIC
 from assets.mart_files import checked_day, query_mart, write_mart_partition
 from assets.partitions import DAILY, partition_day
-from assets.resources import MartsResource
-from assets.stream_analytics import as_int, audience_daily, connect
+from assets.resources import LakeResource, MartsResource
+from assets.stream_analytics import GAME_EVENTS, as_int, audience_daily, connect, topic_files
 from services.lake import mart_dir, mart_partition_path
 from services.marts import AUDIENCE_MART
-from services.recommend import RECOMMENDATIONS_MART, WINDOW_DAYS, K, recommend, watch_matrix
+from services.recommend import (
+    RECOMMENDATIONS_MART,
+    WINDOW_DAYS,
+    GameData,
+    K,
+    recommend,
+    watch_matrix,
+)
 
 AT_MOST_K = "at_most_10_ranked_per_viewer"
 SCORES_VALID = "scores_finite_and_ordered"
@@ -66,8 +76,49 @@ def window_watching(marts: Path, day: date) -> list[tuple[str, str, int]]:
     return rows
 
 
-def recommendations_table(marts: Path, day: date) -> pa.Table:
+# Each channel-day's game: the game of the channel's last event that day carrying one (events repeat the
+# current game, so the last says what it ended the day playing).
+_CHANNEL_DAY_GAMES = """
+SELECT channel_id, occurred_at::DATE AS day, arg_max(game, (occurred_at, event_id)) AS game
+FROM (SELECT * FROM raw_streams WHERE list_contains($types, event_type) AND coalesce(game, '') <> ''
+      QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1)
+GROUP BY ALL
+"""
+
+
+def window_games(lake: Path, marts: Path, day: date) -> GameData | None:
+    """Game data over the window, or None when no stream event in it names a game."""
+    first = day - timedelta(days=WINDOW_DAYS - 1)
+    files = [f for n in range(WINDOW_DAYS) for f in topic_files(lake, STREAMS_TOPIC, first + timedelta(n))]
+    audience = window_files(marts, day)
+    if not files or not audience:
+        return None
+    con = connect()
+    try:
+        raw = con.read_parquet(files, union_by_name=True, hive_partitioning=False)
+        if "game" not in raw.columns:  # a window of files from before games
+            return None
+        con.register("raw_streams", raw)
+        con.execute(f"CREATE TABLE days AS {_CHANNEL_DAY_GAMES}", {"types": list(GAME_EVENTS)})
+        last = con.sql("SELECT channel_id, arg_max(game, day) FROM days GROUP BY ALL").fetchall()
+        minutes = con.sql(
+            "SELECT a.user_id, d.game, sum(a.watch_minutes)::BIGINT FROM read_parquet($files) AS a "
+            "JOIN days AS d USING (channel_id, day) WHERE a.user_id IS NOT NULL GROUP BY ALL ORDER BY ALL",
+            params={"files": audience},
+        ).fetchall()
+    finally:
+        con.close()
+    if not last:
+        return None
+    viewer_minutes: dict[str, dict[str, float]] = {}
+    for user, game, mins in minutes:
+        viewer_minutes.setdefault(user, {})[game] = float(mins)
+    return GameData(dict(last), viewer_minutes)
+
+
+def recommendations_table(marts: Path, day: date, lake: Path | None = None) -> pa.Table:
     matrix = watch_matrix(window_watching(marts, day))
+    games = window_games(lake, marts, day) if lake is not None else None
     rows = [
         {
             "day": day,
@@ -77,29 +128,30 @@ def recommendations_table(marts: Path, day: date) -> pa.Table:
             "score": r.score,
             "source": r.source,
         }
-        for r in recommend(matrix)
+        for r in recommend(matrix, games=games)
     ]
     return pa.Table.from_pylist(rows, schema=RECOMMENDATIONS_SCHEMA)
 
 
 @dg.asset(
     partitions_def=DAILY,
-    deps=[audience_daily],
+    deps=[audience_daily, LAKE_STREAMS],
     group_name="recommendations",
     kinds={"scikit-learn", "parquet"},
 )
 def viewer_recommendations(
-    context: dg.AssetExecutionContext, marts: MartsResource
+    context: dg.AssetExecutionContext, lake: LakeResource, marts: MartsResource
 ) -> dg.MaterializeResult[None]:
     """Up to 10 channels per signed-in viewer they did not watch in the last 28 days: item-item cosine
-    co-watching blended with channel popularity (`services.recommend`). Reads the window's
-    `audience_daily` partitions: materialise (backfill) those first."""
+    co-watching blended with channel popularity and, when the lake's stream events name games, game
+    affinity (`services.recommend`). Reads the window's `audience_daily` partitions: materialise
+    (backfill) those first."""
     day = partition_day(context.partition_key)
     if not mart_partition_path(marts.path, AUDIENCE_MART, day).exists():
         raise dg.Failure(
             description=f"mart {AUDIENCE_MART} has no partition {day.isoformat()}: materialise it first"
         )
-    table = recommendations_table(marts.path, day)
+    table = recommendations_table(marts.path, day, lake.path)
     path = write_mart_partition(marts.path, RECOMMENDATIONS_MART, day, table)
     sources = table.column("source").to_pylist()
     return dg.MaterializeResult(

@@ -22,13 +22,22 @@ from assets.mart_files import checked_day, query_mart, write_mart_partition
 from assets.partitions import DAILY, partition_day
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import streamer_revenue_daily
-from services.events import ChatMessagePosted, StreamEnded, StreamErrored, StreamStarted, ViewHeartbeat
+from services.events import (
+    ChatMessagePosted,
+    StreamEnded,
+    StreamErrored,
+    StreamGameChanged,
+    StreamLadderChanged,
+    StreamStarted,
+    ViewHeartbeat,
+)
 from services.lake import mart_dir, mart_partition_path, partition_dir
 from services.loyalty import FarmingRules, SessionSummary, exclusion_reason, sessions_per_ip
 from services.marts import (
     AUDIENCE_BREAKDOWN_MART,
     AUDIENCE_MART,
     BROADCAST_MART,
+    GAME_ANALYTICS_MART,
     REVENUE_MART,
     STREAM_ANALYTICS_MART,
     VIEWING_SESSIONS_MART,
@@ -596,9 +605,13 @@ BROADCAST_SCHEMA = pa.schema(
         pa.field("previous_broadcast_id", pa.string()),
         pa.field("previous_avg_concurrent_viewers", pa.float64()),
         pa.field("previous_peak_concurrent_viewers", pa.int64()),
+        # The game (slug) of most of the broadcast's live minutes that day; "" when none was set.
+        pa.field("game", pa.string(), nullable=False),
     ]
 )
 STARTED, ENDS = StreamStarted.event_type, (StreamEnded.event_type, StreamErrored.event_type)
+#: Events whose `game` says what the channel was playing at that moment (each carries the current slug).
+GAME_EVENTS = (STARTED, *ENDS, StreamLadderChanged.event_type, StreamGameChanged.event_type)
 
 # Each broadcast's live minutes within the day: from its start (or midnight) to its end, or, while it has
 # not ended, to the channel's last event of the day (so today's partition never counts future minutes).
@@ -646,7 +659,7 @@ def load_streams(con: duckdb.DuckDBPyConnection, lake: Path, day: date) -> None:
     started then), each event once."""
     con.execute(
         "CREATE TABLE streams (event_id VARCHAR, event_type VARCHAR, occurred_at TIMESTAMPTZ, "
-        "channel_id VARCHAR, broadcast_id VARCHAR)"
+        "channel_id VARCHAR, broadcast_id VARCHAR, game VARCHAR)"
     )
     files = [
         *topic_files(lake, STREAMS_TOPIC, day - timedelta(days=1)),
@@ -654,14 +667,48 @@ def load_streams(con: duckdb.DuckDBPyConnection, lake: Path, day: date) -> None:
     ]
     if not files:
         return
-    con.register("raw_streams", con.read_parquet(files, union_by_name=True, hive_partitioning=False))
+    raw = con.read_parquet(files, union_by_name=True, hive_partitioning=False)
+    game = "coalesce(game, '')" if "game" in raw.columns else "''"  # files from before games: none
+    con.register("raw_streams", raw)
     con.execute(
-        "INSERT INTO streams SELECT event_id, event_type, occurred_at, channel_id, broadcast_id "
+        f"INSERT INTO streams SELECT event_id, event_type, occurred_at, channel_id, broadcast_id, {game} "
         "FROM raw_streams "
         "WHERE list_contains($types, event_type) "
         "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY kafka_partition, kafka_offset) = 1",
-        {"types": [STARTED, *ENDS]},
+        {"types": list(GAME_EVENTS)},
     )
+
+
+# The game of each live minute of each broadcast: the game of its latest event in or before that minute
+# (several in one minute: the last), else of its first event (a minute before any event of the loaded
+# days). Then one game per channel-minute: the broadcast that started last wins an overlap (a reconnect
+# after the grace period starts a new broadcast in the old one's last minute).
+_MINUTE_GAMES = """
+CREATE TABLE broadcast_minute_games AS
+WITH marks AS (
+    SELECT broadcast_id, date_trunc('minute', occurred_at)::TIMESTAMP AS mark,
+           arg_max(game, (occurred_at, event_id)) AS game
+    FROM streams GROUP BY ALL
+), first_game AS (
+    SELECT broadcast_id, arg_min(game, (mark, game)) AS game FROM marks GROUP BY ALL
+)
+SELECT m.broadcast_id, m.channel_id, m.started_at, m.minute, coalesce(g.game, f.game, '') AS game
+FROM broadcast_minutes AS m
+ASOF LEFT JOIN marks AS g ON m.broadcast_id = g.broadcast_id AND m.minute >= g.mark
+LEFT JOIN first_game AS f ON m.broadcast_id = f.broadcast_id;
+
+CREATE TABLE channel_minute_games AS
+SELECT channel_id, minute, broadcast_id, game FROM broadcast_minute_games
+QUALIFY row_number() OVER (
+    PARTITION BY channel_id, minute ORDER BY started_at DESC NULLS LAST, broadcast_id DESC
+) = 1;
+"""
+
+_BROADCAST_GAMES = """
+SELECT broadcast_id, arg_max(game, (minutes, game)) AS game
+FROM (SELECT broadcast_id, game, count(*) AS minutes FROM broadcast_minute_games GROUP BY ALL)
+GROUP BY broadcast_id
+"""
 
 
 def _order(row: dict[str, object]) -> tuple[str, str]:
@@ -701,7 +748,8 @@ def broadcast_analytics_daily(
     loyalty_rules: LoyaltyRulesResource,
 ) -> dg.MaterializeResult[None]:
     """Per broadcast and day: live minutes, peak and average concurrent viewers over the live minutes
-    (Twitch's average), watch minutes and unique viewers, next to the channel's previous broadcast."""
+    (Twitch's average), watch minutes and unique viewers, next to the channel's previous broadcast, and
+    the game (slug) of most of its live minutes."""
     day = partition_day(context.partition_key)
     con = connect()
     try:
@@ -714,6 +762,9 @@ def broadcast_analytics_daily(
             "DELETE FROM broadcast_minutes WHERE minute::DATE <> $day::DATE", {"day": day.isoformat()}
         )
         rows = con.sql(_BROADCASTS, params={"day": day.isoformat()}).to_arrow_table().to_pylist()
+        con.execute(_MINUTE_GAMES)
+        games = dict(con.sql(_BROADCAST_GAMES).fetchall())
+        rows = [{**r, "game": games.get(r["broadcast_id"], "")} for r in rows]
         earlier_files = earlier_partitions(marts.path, BROADCAST_MART, day)
         earlier = (
             con.read_parquet(earlier_files, hive_partitioning=False).to_arrow_table().to_pylist()
@@ -726,6 +777,124 @@ def broadcast_analytics_daily(
     path = write_mart_partition(marts.path, BROADCAST_MART, day, table)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "dagster/row_count": table.num_rows}
+    )
+
+
+GAME_SCHEMA = pa.schema(
+    [
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("game", pa.string(), nullable=False),
+        pa.field("channels", pa.int64(), nullable=False),
+        pa.field("broadcasts", pa.int64(), nullable=False),
+        pa.field("live_minutes", pa.int64(), nullable=False),
+        pa.field("viewers", pa.int64(), nullable=False),
+        pa.field("watch_minutes", pa.int64(), nullable=False),
+        pa.field("peak_concurrent_viewers", pa.int64(), nullable=False),
+    ]
+)
+
+# Viewer-minutes take the game of their channel-minute ("" when the channel had no broadcast then, or no
+# game); watch minutes are per channel, as in `audience_daily`, so they add up to its total over games.
+_GAMES = """
+WITH watched AS (
+    SELECT v.channel_id, v.minute, v.viewer_key, coalesce(g.game, '') AS game
+    FROM viewer_minutes AS v LEFT JOIN channel_minute_games AS g USING (channel_id, minute)
+), chans AS (
+    SELECT game, count(DISTINCT channel_id) AS channels FROM (
+        SELECT game, channel_id FROM channel_minute_games UNION SELECT game, channel_id FROM watched
+    ) GROUP BY game
+), live AS (
+    SELECT game, count(DISTINCT broadcast_id) AS broadcasts, count(*) AS live_minutes
+    FROM channel_minute_games GROUP BY game
+), audience AS (
+    SELECT game, count(DISTINCT viewer_key) AS viewers, count(*) AS watch_minutes FROM watched GROUP BY game
+), peak AS (
+    SELECT game, max(viewers) AS peak FROM (
+        SELECT game, minute, count(DISTINCT viewer_key) AS viewers FROM watched GROUP BY ALL
+    ) GROUP BY game
+)
+SELECT $day::DATE AS day, game, chans.channels, coalesce(live.broadcasts, 0) AS broadcasts,
+       coalesce(live.live_minutes, 0) AS live_minutes, coalesce(a.viewers, 0) AS viewers,
+       coalesce(a.watch_minutes, 0) AS watch_minutes, coalesce(peak.peak, 0) AS peak_concurrent_viewers
+FROM chans LEFT JOIN live USING (game) LEFT JOIN audience AS a USING (game) LEFT JOIN peak USING (game)
+ORDER BY watch_minutes DESC, game
+"""
+
+
+def game_table(con: duckdb.DuckDBPyConnection, lake: Path, day: date, rules: FarmingRules) -> pa.Table:
+    """The by-game rows of a day (the tables of `broadcast_analytics_daily`, then `_GAMES`)."""
+    load_heartbeats(con, lake, day)
+    judge_sessions(con, day, rules)
+    load_streams(con, lake, day)
+    params = {"day": day.isoformat(), "started": STARTED, "ends": list(ENDS)}
+    con.execute(_BROADCAST_MINUTES, params)
+    con.execute("DELETE FROM broadcast_minutes WHERE minute::DATE <> $day::DATE", {"day": day.isoformat()})
+    con.execute(_MINUTE_GAMES)
+    return con.sql(_GAMES, params={"day": day.isoformat()}).to_arrow_table().cast(GAME_SCHEMA)
+
+
+@dg.asset(
+    partitions_def=DAILY,
+    deps=[LAKE_VIEWS, LAKE_STREAMS, viewing_sessions],
+    group_name="audience",
+    kinds={"duckdb", "parquet"},
+)
+def game_analytics_daily(
+    context: dg.AssetExecutionContext,
+    lake: LakeResource,
+    marts: MartsResource,
+    loyalty_rules: LoyaltyRulesResource,
+) -> dg.MaterializeResult[None]:
+    """Per game and day: channels and broadcasts that played it, their live minutes, eligible viewers,
+    watch minutes and peak concurrent viewers. Each live minute belongs to the game the channel was
+    playing then (`stream.started` and `stream.game_changed` carry it), so a broadcast that switched
+    games is split between them; game "" holds minutes without a game (none set, or older nodes)."""
+    day = partition_day(context.partition_key)
+    con = connect()
+    try:
+        table = game_table(con, lake.path, day, loyalty_rules.farming)
+    finally:
+        con.close()
+    path = write_mart_partition(marts.path, GAME_ANALYTICS_MART, day, table)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "dagster/row_count": table.num_rows,
+            "games": len([g for g in table.column("game").to_pylist() if g]),
+        }
+    )
+
+
+GAME_WATCH_TIME_RECONCILES = "game_watch_time_reconciles_with_audience"
+
+
+@dg.asset_check(
+    asset=game_analytics_daily,
+    name=GAME_WATCH_TIME_RECONCILES,
+    blocking=True,
+    additional_deps=[audience_daily],
+)
+def game_watch_time_reconciles(
+    context: dg.AssetCheckExecutionContext, marts: MartsResource
+) -> dg.AssetCheckResult:
+    """The games' watch minutes add up to the day's `audience_daily` total: every eligible viewer-minute
+    is in exactly one game (or in "")."""
+    day = checked_day(context)
+    games = query_mart(
+        marts.path,
+        GAME_ANALYTICS_MART,
+        day,
+        "SELECT day, sum(watch_minutes)::BIGINT AS m FROM part GROUP BY ALL HAVING m > 0",
+    )
+    audience = query_mart(
+        marts.path, AUDIENCE_MART, day, "SELECT day, sum(watch_minutes)::BIGINT FROM part GROUP BY ALL"
+    )
+    return dg.AssetCheckResult(
+        passed=sorted(games) == sorted(audience),
+        metadata={
+            "games": [str(r) for r in sorted(games)[:10]],
+            "audience": [str(r) for r in sorted(audience)[:10]],
+        },
     )
 
 
@@ -794,6 +963,7 @@ STREAM_ANALYTICS_ASSETS = [
     stream_analytics_daily,
     audience_breakdown_daily,
     broadcast_analytics_daily,
+    game_analytics_daily,
 ]
 STREAM_ANALYTICS_CHECKS = [
     viewing_sessions_unique,
@@ -802,4 +972,5 @@ STREAM_ANALYTICS_CHECKS = [
     analytics_concurrency_consistent,
     breakdown_covers_audience,
     broadcast_figures_consistent,
+    game_watch_time_reconciles,
 ]

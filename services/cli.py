@@ -27,6 +27,7 @@ from services.accounts_cli import FIRST_ACCOUNT, accounts, ensure_first_account
 from services.dashboard_accounts import AccountStore
 from services.secret_files import write_secret
 from services.settings import Settings, get_settings
+from services.sponsorships_cli import sponsorships
 from services.supervisor import AliveFor, Cancelled, HttpReady, PartFailed, PortReady, Readiness, Supervisor
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -228,6 +229,7 @@ def demo(
 
 
 main.add_command(accounts)
+main.add_command(sponsorships)  # finance's sponsored-content payments, over the node's admin API
 
 
 @main.group(short_help="Payout batches: build, review, approve, publish.")
@@ -514,6 +516,18 @@ def channels_media(
     click.echo(f"Segments:       {answer['effective_segment_format']}")
     if body:
         click.echo("Applies when the channel's next stream starts.")
+
+
+@channels.command("set-game", short_help='Set (or clear, with "") the game a channel is playing.')
+@click.argument("channel_id")
+@click.argument("game")
+@_node_url_option
+def channels_set_game(channel_id: str, game: str, url: str | None) -> None:
+    """Set CHANNEL_ID's game to GAME (free text; known names such as "cs2" map to the catalogue's game).
+    An empty GAME clears it. While the channel is live the change is a `stream.game_changed` event."""
+    answer = _call(url, "PUT", f"/api/v1/channels/{channel_id}/game", json={"game": game})
+    click.echo(f"Channel: {channel_id}")
+    click.echo(f"Game:    {answer['game']} ({answer['game_slug']})" if answer["game"] else "Game:    none")
 
 
 @main.command(short_help="Show the configuration, or document it (--markdown).")

@@ -5,6 +5,8 @@ for a recommender to find (every model ties the popularity baseline), so this ge
 makes co-watching informative on streaming platforms:
 
 - channels belong to genres (communities) and their popularity is Zipf-skewed, within a genre and overall;
+- each channel has a fixed main game, mostly one of its genre's games, with the catalogue's skew
+  (`services.games.main_games`), so viewers' game preferences follow their genres;
 - each viewer prefers one or two genres (a Dirichlet mix), watches a few channels habitually and
   discovers new ones mostly inside their genres, sometimes anywhere (exploration);
 - activity is heavy-tailed (a few viewers watch every day, most a few times a month), and minutes per
@@ -16,10 +18,12 @@ the 10M-event generator may reuse it for view heartbeats (docs/contracts.md, "Co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
+
+from services.games import main_games
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,8 @@ class CoWatching:
     watches: list[Watch]
     channel_genre: dict[str, int]  # channel -> genre index
     viewer_genres: dict[str, list[float]]  # viewer -> preference weight per genre (sums to 1)
+    # channel -> its fixed main game (slug), mostly one of its genre's (`services.games.main_games`)
+    channel_game: dict[str, str] = field(default_factory=dict)
 
 
 def generate_cowatching(
@@ -52,11 +58,13 @@ def generate_cowatching(
     explore: float = 0.1,
     habit: float = 0.6,
     zipf: float = 1.1,
+    off_genre_games: float = 0.2,
 ) -> CoWatching:
     """Daily (viewer, channel, minutes) watches of `viewers` over `channels` in `genres` for `days` days.
 
     `explore` is the chance a discovery ignores the viewer's genres; `habit` the chance a session goes
-    back to a channel the viewer already watched; `zipf` the popularity skew exponent. Viewer ids are
+    back to a channel the viewer already watched; `zipf` the popularity skew exponent;
+    `off_genre_games` the share of channels whose main game is not one of their genre's. Viewer ids are
     `v00001`..., channel ids `c0001`... (valid node channel and user ids).
     """
     if min(viewers, channels, genres, days) < 1 or channels < genres:
@@ -105,4 +113,11 @@ def generate_cowatching(
         watches=watches,
         channel_genre={channel_ids[c]: int(genre_of[c]) for c in range(channels)},
         viewer_genres={viewer_ids[v]: [float(x) for x in prefs[v]] for v in range(viewers)},
+        channel_game=dict(
+            zip(
+                channel_ids,
+                main_games([int(g) for g in genre_of], genres, seed=seed, off_genre=off_genre_games),
+                strict=True,
+            )
+        ),
     )

@@ -39,6 +39,9 @@ class DonationCreated(Payload):
     currency: Currency
     donor_name: str | None = None
     message: str = ""
+    # The donor's choice to have `message` read aloud by the alert box (the channel's alert settings
+    # and TTS filter decide too); True on events from nodes before the choice existed.
+    tts: bool = True
 
 
 class DonationProcessed(Payload):
@@ -64,6 +67,9 @@ class DonationProcessed(Payload):
     streamer_share_minor: int | None = None
     platform_fee_minor: int | None = None
     donor_fee_minor: int | None = None
+    # The donor's choice to have `message` read aloud (see DonationCreated.tts); the overlay speaks only
+    # when it is true, the channel's alert settings allow TTS and the message passes their filter.
+    tts: bool = True
 
 
 class DonationFailed(Payload):
@@ -533,7 +539,9 @@ class StreamPayload(Payload):
     """One step in the life of a broadcast: a publisher went live on a channel until it stopped.
 
     `broadcast_id` stays the same across a reconnect within the grace period; `renditions` is the
-    comma-separated list of rendition names playing (the master playlist's variants).
+    comma-separated list of rendition names playing (the master playlist's variants). `game` is the slug
+    of the game the channel says it is playing when the event is made (`services.games`: a stable key,
+    "" when none is set or from nodes before games); `stream.game_changed` marks a change while live.
     """
 
     topic: ClassVar[str] = "streams"
@@ -542,6 +550,7 @@ class StreamPayload(Payload):
     reason: str = ""
     restarts: int = 0
     duration_seconds: int | None = None
+    game: str = ""
 
 
 class StreamStarted(StreamPayload):
@@ -566,6 +575,12 @@ class StreamLadderChanged(StreamPayload):
     """The pipeline shed or restored renditions (load, encoder fallback); new viewers see the new set."""
 
     event_type: ClassVar[str] = "stream.ladder_changed"
+
+
+class StreamGameChanged(StreamPayload):
+    """The channel's owner changed its game while it was live: `game` is the new slug ("" cleared)."""
+
+    event_type: ClassVar[str] = "stream.game_changed"
 
 
 class RecordingReady(Payload):
@@ -616,6 +631,7 @@ STREAM_PAYLOADS: tuple[type[Payload], ...] = (
     StreamLadderChanged,
     RecordingReady,
     ViewHeartbeat,
+    StreamGameChanged,
 )
 
 

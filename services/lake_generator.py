@@ -19,7 +19,9 @@ The model (seeded, deterministic):
   fingerprints (ip, card, device hashes), and the fraud rings of `services.fraud_patterns` (card
   testing, many cards on one device, new accounts giving large sums; 70-80% charged back later);
 * subscriptions (created, gifted, renewal notices, renewals, cancellations, expiries) and virtual gifts
-  from the catalogue; the stream lifecycle (started, ladder changed, ended or errored, recording ready).
+  from the catalogue; the stream lifecycle (started, ladder changed, ended or errored, recording ready),
+  each stream event naming the channel's fixed main game (`services.games.main_games`: mostly a game of
+  its genre, with the catalogue's skew), so viewers' favourite genres make them prefer games.
 
 Proportions are shares of the requested event count; chat takes the remainder, so exactly `events`
 rows land when every share fits. Events falling after the last day (late chargebacks) are dropped, as a
@@ -87,6 +89,7 @@ from services.events import (
 )
 from services.fraud_patterns import PATTERNS, charged_back_ids, fraud_ring_events
 from services.fx import FxTable
+from services.games import main_games
 from services.gifts import catalogue
 from services.lake import Manifest, epoch_of, file_name, partition_dir, tmp_path
 from services.money import Currency
@@ -284,6 +287,12 @@ class LakeGenerator:
         self.channel_part = np.array(
             [zlib.crc32(c.encode()) % config.kafka_partitions for c in self.channels], dtype=np.int32
         )
+        # Each channel's fixed main game, mostly its genre's (genre = index mod GENRES, as in
+        # `_favourites`); drawn from its own random stream, so every other draw stays as it was.
+        self.channel_game = np.array(
+            main_games([i % GENRES for i in range(len(self.channels))], GENRES, seed=config.seed),
+            dtype=object,
+        )
         self.window_end_us = _day_us(config.start + timedelta(days=config.days))
         # Viewers: join day, engagement (how often they return), three favourite channels.
         self.join_day: I64 = np.empty(0, dtype=np.int64)
@@ -376,6 +385,7 @@ class LakeGenerator:
                 broadcast_id=ids,
                 renditions=[full] * n,
                 restarts=0,
+                game=self.channel_game[live],
             ),
             self._table(
                 np.where(errored, StreamErrored.event_type, StreamEnded.event_type),
@@ -387,6 +397,7 @@ class LakeGenerator:
                 reason=np.where(errored, "worker kept crashing", ""),
                 restarts=np.where(errored, 3, 0),
                 duration_seconds=duration_s,
+                game=self.channel_game[live],
             ),
             self._table(
                 StreamLadderChanged.event_type,
@@ -397,6 +408,7 @@ class LakeGenerator:
                 renditions=[",".join(RENDITIONS[1:])] * len(ladder),
                 reason="load",
                 restarts=0,
+                game=self.channel_game[live[ladder]],
             ),
             self._table(
                 RecordingReady.event_type,

@@ -12,6 +12,9 @@ shows it beats recommending the most popular channels. The rules, one place each
   is all a viewer with no co-watching signal gets (cold start).
 - Friends, when a social graph is given: the share of a viewer's friends who watched the channel.
   (No friends data exists in Efir's events yet, so the asset passes none.)
+- Game affinity, when game data is given and the viewer has any: the share of the viewer's watch time
+  spent on the channel's (current or last) game, so a channel playing what the viewer watches most
+  scores highest; a channel with no known game scores 0 here.
 - score = weights of those parts summed (weights sum to 1, so scores are in [0, 1]); channels the viewer
   already watched in the window are never recommended (recommendations are for discovery); at most
   `k` per viewer, best first, ties broken by channel id so results are deterministic.
@@ -34,10 +37,14 @@ WINDOW_DAYS = 28
 #: Share of the score from popularity, and from friends when the viewer has any; the rest is co-watching.
 POPULARITY_WEIGHT = 0.1
 FRIENDS_WEIGHT = 0.3
+#: Share of the score from game affinity when the viewer has game data. Zero by default: on the
+#: generated holdout every weight tried (0.05-0.3) lowered recall@10 a little (docs/recommendations.md),
+#: because co-watching already finds the communities games stand for. Callers may pass their own.
+GAME_WEIGHT = 0.0
 #: Viewers scored per block: bounds the dense (viewers x channels) score block in memory.
 BLOCK = 2048
 
-CO_WATCHING, POPULAR, FRIENDS = "co_watching", "popular", "friends"
+CO_WATCHING, POPULAR, FRIENDS, GAME = "co_watching", "popular", "friends", "game"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +53,7 @@ class Recommendation:
     rank: int  # 1 = best
     channel_id: str
     score: float  # in [0, 1]
-    source: str  # the part that contributed most: co_watching, popular or friends
+    source: str  # the part that contributed most: co_watching, popular, friends or game
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,51 @@ def popularity(interest: sparse.csr_matrix) -> np.ndarray:
     return scaled / top if top > 0 else scaled
 
 
+@dataclass(frozen=True)
+class GameData:
+    """What the game part needs: each channel's current (or last) game, and each viewer's watch time per
+    game (minutes, or any non-negative amounts: only their shares matter)."""
+
+    channel_game: Mapping[str, str]
+    viewer_game_minutes: Mapping[str, Mapping[str, float]]
+
+
+def game_data(watched: Iterable[tuple[str, str, int]], channel_game: Mapping[str, str]) -> GameData:
+    """GameData when each channel has one fixed game: a viewer's minutes on a channel count for its game."""
+    minutes: dict[str, dict[str, float]] = {}
+    for viewer, channel, mins in watched:
+        game = channel_game.get(channel, "")
+        if game and mins > 0:
+            per_viewer = minutes.setdefault(viewer, {})
+            per_viewer[game] = per_viewer.get(game, 0.0) + mins
+    return GameData(channel_game, minutes)
+
+
+def _game_affinity(
+    games: GameData, viewers: list[str], channels: list[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per viewer with game time: their share of it per game (a vector over the known games, plus a 0 for
+    "no game"); and each channel's index into it."""
+    names = sorted({g for g in games.channel_game.values() if g})
+    index = {g: i for i, g in enumerate(names)}
+    column = np.array(
+        [index.get(games.channel_game.get(c, ""), len(names)) for c in channels], dtype=np.int64
+    )
+    shares: dict[str, np.ndarray] = {}
+    for viewer in viewers:
+        per_game = games.viewer_game_minutes.get(viewer, {})
+        vector = np.zeros(len(names) + 1)
+        for game, amount in per_game.items():
+            if amount < 0:
+                raise ValueError(f"negative watch time for viewer {viewer!r} on game {game!r}: {amount}")
+            if game in index:
+                vector[index[game]] += amount
+        total = vector.sum()
+        if total > 0:
+            shares[viewer] = vector / total
+    return shares, column
+
+
 def _top(
     viewer: str, scores: np.ndarray, parts: list[tuple[str, np.ndarray]], channels: list[str], k: int
 ) -> list[Recommendation]:
@@ -116,15 +168,20 @@ def recommend(
     friends: Mapping[str, Iterable[str]] | None = None,
     friends_weight: float = FRIENDS_WEIGHT,
     viewers: Iterable[str] | None = None,
+    games: GameData | None = None,
+    game_weight: float = GAME_WEIGHT,
 ) -> list[Recommendation]:
     """Up to `k` channels per viewer of `matrix` (or of `viewers` among them) they have not watched."""
     if k < 1:
         raise ValueError("k must be at least 1")
     social_weight = friends_weight if friends is not None else 0.0
-    if not (
-        0 <= popularity_weight <= 1 and 0 <= social_weight <= 1 and popularity_weight + social_weight <= 1
-    ):
-        raise ValueError("popularity and friends weights are shares in [0, 1] summing to at most 1")
+    genre_weight = game_weight if games is not None else 0.0
+    shares = (popularity_weight, social_weight, genre_weight)
+    if not (all(0 <= w <= 1 for w in shares) and sum(shares) <= 1):
+        raise ValueError("popularity, friends and game weights are shares in [0, 1] summing to at most 1")
+    affinity, game_column = (
+        _game_affinity(games, matrix.viewers, matrix.channels) if games is not None else ({}, np.zeros(0))
+    )
     interest = matrix.interest
     similarity = channel_similarity(interest)
     popular = popularity(interest)
@@ -146,13 +203,19 @@ def recommend(
                 else np.zeros(len(matrix.channels))
             )
             w_friends = social_weight if mates else 0.0
-            w_co = 1.0 - popularity_weight - w_friends
+            viewer_shares = affinity.get(viewer)
+            w_game = genre_weight if viewer_shares is not None else 0.0
+            game_part = (
+                viewer_shares[game_column] if viewer_shares is not None else np.zeros(len(matrix.channels))
+            )
+            w_co = 1.0 - popularity_weight - w_friends - w_game
             parts = [
                 (CO_WATCHING, w_co * co[offset]),
                 (POPULAR, popularity_weight * popular),
                 (FRIENDS, w_friends * social),
+                (GAME, w_game * game_part),
             ]
-            scores = parts[0][1] + parts[1][1] + parts[2][1]
+            scores = parts[0][1] + parts[1][1] + parts[2][1] + parts[3][1]
             scores[interest[i].indices] = -np.inf  # already watched in the window: not a discovery
             out.extend(_top(viewer, scores, parts, matrix.channels, k))
     return out
@@ -160,4 +223,4 @@ def recommend(
 
 def popular_baseline(matrix: WatchMatrix, *, k: int = K) -> list[Recommendation]:
     """The baseline the model must beat: the most watched channels the viewer has not watched yet."""
-    return recommend(matrix, k=k, popularity_weight=1.0, friends_weight=0.0)
+    return recommend(matrix, k=k, popularity_weight=1.0, friends_weight=0.0, game_weight=0.0)

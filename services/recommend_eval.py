@@ -19,7 +19,16 @@ import numpy as np
 from sklearn.decomposition import TruncatedSVD
 
 from services.cowatch import Watch, generate_cowatching
-from services.recommend import POPULARITY_WEIGHT, K, Recommendation, WatchMatrix, recommend, watch_matrix
+from services.recommend import (
+    GAME_WEIGHT,
+    POPULARITY_WEIGHT,
+    K,
+    Recommendation,
+    WatchMatrix,
+    game_data,
+    recommend,
+    watch_matrix,
+)
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,17 @@ def evaluate(
     seed: int,
     explore: float = 0.1,
     svd: tuple[int, ...] = (),
+    game_weights: tuple[float, ...] = (),
+    off_genre_games: float = 0.2,
 ) -> dict[str, object]:
     data = generate_cowatching(
-        viewers=viewers, channels=channels, genres=genres, days=days, seed=seed, explore=explore
+        viewers=viewers,
+        channels=channels,
+        genres=genres,
+        days=days,
+        seed=seed,
+        explore=explore,
+        off_genre_games=off_genre_games,
     )
     start = min(w.day for w in data.watches)
     holdout = time_split(data.watches, start + timedelta(days=days - test_days))
@@ -92,6 +109,15 @@ def evaluate(
             recommend(matrix), holdout.discovered
         ),
     }
+    # Game affinity from the training days only (each channel's fixed main game), as the asset would see.
+    games = game_data(((w.viewer_id, w.channel_id, w.minutes) for w in holdout.train), data.channel_game)
+    results["game + popularity (no co-watching)"] = recall_at_k(
+        recommend(matrix, games=games, game_weight=1.0 - POPULARITY_WEIGHT), holdout.discovered
+    )
+    for weight in game_weights:
+        results[f"model + game ({weight:g})"] = recall_at_k(
+            recommend(matrix, games=games, game_weight=weight), holdout.discovered
+        )
     for components in svd:
         results[f"TruncatedSVD ({components})"] = recall_at_k(
             svd_recommend(matrix, components), holdout.discovered
@@ -104,6 +130,7 @@ def evaluate(
             "days": days,
             "seed": seed,
             "explore": explore,
+            "off_genre_games": off_genre_games,
         },
         "train_days": days - test_days,
         "test_days": test_days,
@@ -125,6 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--svd", type=int, nargs="*", default=[], help="also score TruncatedSVD with these ranks"
     )
+    parser.add_argument(
+        "--game-weights",
+        type=float,
+        nargs="*",
+        default=[0.05, 0.1, 0.2],
+        help="also score the model blended with game affinity at these weights (the default blend "
+        f"uses {GAME_WEIGHT:g})",
+    )
+    parser.add_argument(
+        "--off-genre-games", type=float, default=0.2, help="share of channels whose game is off their genre"
+    )
     args = parser.parse_args(argv)
     beaten = True
     for seed in args.seeds:
@@ -137,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             seed=seed,
             explore=args.explore,
             svd=tuple(args.svd),
+            game_weights=tuple(args.game_weights),
+            off_genre_games=args.off_genre_games,
         )
         print(json.dumps(report))
         recall = report[f"recall@{K}"]

@@ -1,5 +1,8 @@
 """Broadcast rows and their lifecycle events, written together through the outbox.
 
+Every event carries the channel's game as it is in the same transaction (`channel_game`), so
+`stream.started` says what the broadcast began with; changes while live are `stream.game_changed`.
+
 Plain synchronous functions over a session factory: the stream manager runs them in a worker thread
 (`asyncio.to_thread`), so the event loop that carries every publisher never waits on the database.
 """
@@ -10,6 +13,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ingest_node.ingest.channel_game import current_slug
 from ingest_node.ingest.models import Broadcast, BroadcastStatus
 from ingest_node.outbox import enqueue
 from services.events import Envelope, StreamEnded, StreamErrored, StreamLadderChanged, StreamStarted
@@ -28,7 +32,8 @@ class LifecycleRecorder:
         with self.sessions.begin() as session:
             session.add(Broadcast(broadcast_id=broadcast_id, channel_id=channel_id, reason="", restarts=0))
             session.flush()
-            enqueue(session, self._envelope(channel_id, StreamStarted(broadcast_id=broadcast_id)))
+            game = current_slug(session, channel_id)
+            enqueue(session, self._envelope(channel_id, StreamStarted(broadcast_id=broadcast_id, game=game)))
         return broadcast_id
 
     def ended(
@@ -59,13 +64,17 @@ class LifecycleRecorder:
                 restarts=restarts,
                 renditions=renditions,
                 duration_seconds=duration,
+                game=current_slug(session, channel_id),
             )
             enqueue(session, self._envelope(channel_id, payload))
 
     def ladder_changed(self, channel_id: str, broadcast_id: str, renditions: list[str], reason: str) -> None:
         with self.sessions.begin() as session:
             payload = StreamLadderChanged(
-                broadcast_id=broadcast_id, renditions=",".join(renditions), reason=reason[:300]
+                broadcast_id=broadcast_id,
+                renditions=",".join(renditions),
+                reason=reason[:300],
+                game=current_slug(session, channel_id),
             )
             enqueue(session, self._envelope(channel_id, payload))
 

@@ -2,6 +2,9 @@
 
 `GET/PUT /api/v1/channels/{id}/media`: the channel's latency level, quality preset, codec and segment
 format (`ingest_node.ingest.channel_media`), applied when its next stream starts.
+
+`GET/PUT /api/v1/channels/{id}/game`: the game the channel is playing (`ingest_node.ingest.channel_game`).
+Anyone may read it (players and pages show it); the channel's owner (chat token) or the admin sets it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ingest_node.audit import audit
 from ingest_node.deps import AdminDep, SessionDep, SettingsDep
-from ingest_node.ingest import channel_media
+from ingest_node.ingest import channel_game, channel_media
 from ingest_node.models import Channel
+from ingest_node.routes.interactive import StreamerDep
 from ingest_node.schemas import CHANNEL_ID_PATTERN, ChannelIn, ChannelOut
+from services.games import Game, GameError
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"])
 
@@ -121,3 +126,52 @@ def set_channel_media(
             entity=f"channel:{channel_id}",
         )
     return _media_out(channel_id, config)
+
+
+class ChannelGameIn(BaseModel):
+    """`game`: free text (normalised, at most 100 characters once whitespace is collapsed); null or blank
+    clears it. The raw text is capped too, so nobody makes the node normalise megabytes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    game: str | None = Field(max_length=1000)
+
+
+class ChannelGameOut(BaseModel):
+    channel_id: str
+    game: str | None  # display name
+    game_slug: str | None  # the key stream events carry
+
+
+def _game_out(channel_id: str, game: Game | None) -> ChannelGameOut:
+    return ChannelGameOut(
+        channel_id=channel_id,
+        game=game.name if game is not None else None,
+        game_slug=game.slug if game is not None else None,
+    )
+
+
+@router.get("/{channel_id}/game")
+def get_channel_game(channel_id: ChannelId, session: SessionDep) -> ChannelGameOut:
+    """Public: what the channel is playing is shown to every viewer."""
+    if session.get(Channel, channel_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown channel {channel_id!r}")
+    return _game_out(channel_id, channel_game.current(session, channel_id))
+
+
+@router.put("/{channel_id}/game")
+def set_channel_game(
+    channel_id: ChannelId,
+    body: ChannelGameIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    actor: StreamerDep,
+) -> ChannelGameOut:
+    """Set (or clear) the game; while live, the change is a `stream.game_changed` event at once."""
+    with session.begin():
+        try:
+            game = channel_game.set_game(session, channel_id, body.game, node_id=settings.node_id)
+        except GameError as exc:
+            raise HTTPException(422, str(exc)) from exc  # the same status as a schema error
+        audit(session, actor=actor, action="channel.game_changed", entity=f"channel:{channel_id}")
+    return _game_out(channel_id, game)

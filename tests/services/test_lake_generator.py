@@ -136,3 +136,14 @@ def test_bad_sizes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one day"):
         generate_lake(tmp_path, GeneratorConfig(days=0))
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_stream_events_name_each_channels_fixed_main_game(small_lake: Path) -> None:
+    streams = read_topic(small_lake, "streams").to_pylist()
+    carrying = [r for r in streams if r["event_type"] != "recording.ready"]
+    assert carrying and all(r["game"] for r in carrying)
+    games_of: dict[str, set[str]] = defaultdict(set)
+    for row in carrying:
+        games_of[row["channel_id"]].add(row["game"])
+    assert all(len(games) == 1 for games in games_of.values())  # a fixed main game per channel
+    assert len({g for games in games_of.values() for g in games}) > 1

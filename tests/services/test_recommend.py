@@ -12,8 +12,11 @@ from services.cowatch import Watch, generate_cowatching
 from services.recommend import (
     CO_WATCHING,
     FRIENDS,
+    GAME,
     POPULAR,
+    GameData,
     Recommendation,
+    game_data,
     popular_baseline,
     recommend,
     watch_matrix,
@@ -139,3 +142,54 @@ def test_the_svd_comparison_never_recommends_what_was_watched() -> None:
     got = by_viewer(svd_recommend(watch_matrix(ROWS), 2, k=2))
     for viewer, recs in got.items():
         assert len(recs) <= 2 and not {c for c, _, _ in recs} & set(WATCHED[viewer])
+
+
+def test_game_affinity_blends_in_when_given() -> None:
+    # a, b play Dota 2; c, d Chess. v4 watched only d: all its game time is Chess (share 1); v1 watched
+    # a and b: all Dota 2. score = 0.6 co + 0.1 popularity + 0.3 x share of the channel's game.
+    pop_cd = math.log(3) / math.log(4)
+    channel_game = {"a": "dota-2", "b": "dota-2", "c": "chess", "d": "chess"}
+    games = game_data(ROWS, channel_game)
+    assert games.viewer_game_minutes["v4"] == {"chess": 60} and games.viewer_game_minutes["v1"] == {
+        "dota-2": 120
+    }
+    got = by_viewer(recommend(watch_matrix(ROWS), games=games, game_weight=0.3))
+    assert got["v4"] == [
+        ("b", round(0.6 + 0.1, 6), CO_WATCHING),
+        ("c", round(0.1 * pop_cd + 0.3, 6), GAME),  # no co-watching with d, but v4's game
+        ("a", 0.1, POPULAR),
+    ]
+    # v1's game (Dota 2) is played by none of its candidates: co-watching and popularity only.
+    assert got["v1"] == [
+        ("c", round(0.6 + 0.1 * pop_cd, 6), CO_WATCHING),
+        ("d", round(0.2 + 0.1 * pop_cd, 6), CO_WATCHING),
+    ]
+    # A viewer without game time keeps the plain blend; so does everyone at the default weight (0).
+    partial = GameData(channel_game, {"v4": {"chess": 60}})
+    plain = by_viewer(recommend(watch_matrix(ROWS)))
+    assert by_viewer(recommend(watch_matrix(ROWS), games=partial, game_weight=0.3))["v1"] == plain["v1"]
+    assert by_viewer(recommend(watch_matrix(ROWS), games=games)) == plain
+    # Shares, not minutes: a viewer's split between games is what counts.
+    split = GameData(channel_game, {"v4": {"chess": 30, "dota-2": 90}})
+    got_split = by_viewer(recommend(watch_matrix(ROWS), games=split, game_weight=0.3))["v4"]
+    assert got_split[1] == ("a", round(0.1 + 0.3 * 0.75, 6), GAME)
+
+
+def test_bad_game_input_is_refused_clearly() -> None:
+    games = GameData({"a": "chess"}, {"v1": {"chess": -5}})
+    with pytest.raises(ValueError, match="negative watch time"):
+        recommend(watch_matrix(ROWS), games=games, game_weight=0.3)
+    with pytest.raises(ValueError, match="weights"):
+        recommend(watch_matrix(ROWS), games=games, popularity_weight=0.5, game_weight=0.6)
+
+
+def test_generated_channels_have_a_skewed_fixed_main_game() -> None:
+    data = generate_cowatching(viewers=50, channels=200, genres=5, days=2, seed=3)
+    games = list(data.channel_game.values())
+    assert (
+        len(games) == 200
+        and data.channel_game
+        == generate_cowatching(viewers=50, channels=200, genres=5, days=2, seed=3).channel_game
+    )
+    counts = sorted((games.count(g) for g in set(games)), reverse=True)
+    assert counts[0] >= 3 * counts[-1]  # a few games hold most channels
