@@ -88,3 +88,27 @@ LAKE_SUBSCRIPTIONS = dg.AssetSpec(
     group_name="lake",
     kinds={"parquet"},
 )
+
+# The money topics beyond donations; each feeds a money mart (assets/payment_marts.py).
+GIFTS_TOPIC = "gifts"
+INTERACTIVE_TOPIC = "interactive"
+SPONSORSHIPS_TOPIC = "sponsorships"
+LAKE_GIFTS = dg.AssetSpec(
+    key=dg.AssetKey(["lake", GIFTS_TOPIC]),
+    description="Virtual gifts sent and their refunds and chargebacks, landed from Kafka by the lander.",
+    group_name="lake",
+    kinds={"parquet"},
+)
+LAKE_INTERACTIVE = dg.AssetSpec(
+    key=dg.AssetKey(["lake", INTERACTIVE_TOPIC]),
+    description="Interactive donations (boosts, the request queue, challenges, moments) and the refunds "
+    "and chargebacks of their payments, landed from Kafka by the lander.",
+    group_name="lake",
+    kinds={"parquet"},
+)
+LAKE_SPONSORSHIPS = dg.AssetSpec(
+    key=dg.AssetKey(["lake", SPONSORSHIPS_TOPIC]),
+    description="Sponsored-content payments and their refunds, landed from Kafka by the lander.",
+    group_name="lake",
+    kinds={"parquet"},
+)

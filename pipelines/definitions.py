@@ -13,18 +13,22 @@ from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS, FraudResource
 from assets.lake import (
     LAKE_CHAT,
     LAKE_DONATIONS,
+    LAKE_GIFTS,
+    LAKE_INTERACTIVE,
+    LAKE_SPONSORSHIPS,
     LAKE_STREAMS,
     LAKE_SUBSCRIPTIONS,
     LAKE_VIEWS,
     lake_donations_offset_ranges_disjoint,
 )
 from assets.loyalty import LOYALTY_ASSETS, LOYALTY_CHECKS
+from assets.payment_marts import PAYMENT_MART_ASSETS, PAYMENT_MART_CHECKS
 from assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, StreamerProfilesResource
 from assets.recommendations import RECOMMENDATION_ASSETS, RECOMMENDATION_CHECKS
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import (
     revenue_gross_equals_share_plus_fee,
-    revenue_gross_reconciles_with_donations,
+    revenue_gross_reconciles_with_payments,
     streamer_revenue_daily,
 )
 from assets.revenue_forecast import revenue_forecast, revenue_forecast_horizon_complete
@@ -56,6 +60,10 @@ defs = dg.Definitions(
     assets=[
         LAKE_DONATIONS,
         donations,
+        LAKE_GIFTS,
+        LAKE_INTERACTIVE,
+        LAKE_SPONSORSHIPS,
+        *PAYMENT_MART_ASSETS,
         streamer_revenue_daily,
         *PAYOUT_ASSETS,
         LAKE_VIEWS,
@@ -71,7 +79,8 @@ defs = dg.Definitions(
     asset_checks=[
         donations_event_id_unique,
         revenue_gross_equals_share_plus_fee,
-        revenue_gross_reconciles_with_donations,
+        revenue_gross_reconciles_with_payments,
+        *PAYMENT_MART_CHECKS,
         lake_donations_offset_ranges_disjoint,
         *PAYOUT_CHECKS,
         *STREAM_ANALYTICS_CHECKS,

@@ -9,7 +9,7 @@ from assets.fraud import fraud_features, fraud_model, fraud_review_queue, fraud_
 from assets.lake import lake_donations_offset_ranges_disjoint
 from assets.loyalty import LOYALTY_ASSETS
 from assets.recommendations import RECOMMENDATION_ASSETS
-from assets.revenue import streamer_revenue_daily
+from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
 from assets.revenue_forecast import revenue_forecast
 from assets.stream_analytics import STREAM_ANALYTICS_ASSETS
 
@@ -19,8 +19,9 @@ LAKE_CHECKS_JOB = "lake_checks_job"
 # Selecting the assets selects their checks too, so a blocking check stops a bad day in the same run.
 daily_revenue_job = dg.define_asset_job(
     name=DAILY_REVENUE_JOB,
-    selection=dg.AssetSelection.assets(donations, streamer_revenue_daily),
-    description="Rebuild one day of the donations and streamer revenue marts from the lake.",
+    selection=dg.AssetSelection.assets(*SOURCE_MART_ASSETS, streamer_revenue_daily),
+    description="Rebuild one day of the money marts (donations, subscription, gift, interactive and "
+    "sponsorship payments) and the streamer revenue mart from the lake.",
 )
 
 lake_checks_job = dg.define_asset_job(
@@ -31,12 +32,12 @@ lake_checks_job = dg.define_asset_job(
 
 DAILY_AUDIENCE_JOB = "daily_audience_job"
 
-# Self-contained: it rebuilds the day's donation and revenue marts too, because loyalty reads donations
+# Self-contained: it rebuilds the day's money and revenue marts too, because loyalty reads donations
 # and stream analytics reads revenue; every mart write is idempotent, so overlapping runs agree.
 daily_audience_job = dg.define_asset_job(
     name=DAILY_AUDIENCE_JOB,
     selection=dg.AssetSelection.assets(
-        donations,
+        *SOURCE_MART_ASSETS,
         streamer_revenue_daily,
         *STREAM_ANALYTICS_ASSETS,
         *LOYALTY_ASSETS,
@@ -44,7 +45,7 @@ daily_audience_job = dg.define_asset_job(
         revenue_forecast,
     ),
     description="Rebuild one day of viewing sessions, audience, stream analytics, loyalty and "
-    "recommendations (with the donation and revenue marts they read) from the lake.",
+    "recommendations (with the money and revenue marts they read) from the lake.",
 )
 
 DAILY_FRAUD_JOB = "daily_fraud_job"

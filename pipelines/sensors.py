@@ -9,7 +9,16 @@ from typing import Self
 
 import dagster as dg
 
-from assets.lake import CHAT_TOPIC, DONATIONS_TOPIC, STREAMS_TOPIC, SUBSCRIPTIONS_TOPIC, VIEWS_TOPIC
+from assets.lake import (
+    CHAT_TOPIC,
+    DONATIONS_TOPIC,
+    GIFTS_TOPIC,
+    INTERACTIVE_TOPIC,
+    SPONSORSHIPS_TOPIC,
+    STREAMS_TOPIC,
+    SUBSCRIPTIONS_TOPIC,
+    VIEWS_TOPIC,
+)
 from assets.partitions import DAILY
 from assets.resources import LakeResource
 from pipelines.jobs import (
@@ -26,8 +35,13 @@ LAKE_MANIFESTS_SENSOR = "lake_manifests_sensor"
 _DATE_DIR = "date="
 # Topics whose new files rebuild the day's audience, stream analytics and loyalty marts.
 AUDIENCE_TOPICS = (VIEWS_TOPIC, CHAT_TOPIC, STREAMS_TOPIC, SUBSCRIPTIONS_TOPIC)
+# Topics whose new files rebuild only the day's money and revenue marts (subscriptions, a money topic
+# too, launch the audience job, which rebuilds the money and revenue marts as well).
+REVENUE_TOPICS = (DONATIONS_TOPIC, GIFTS_TOPIC, INTERACTIVE_TOPIC, SPONSORSHIPS_TOPIC)
 # Every topic the sensor watches, each with the job its new days launch.
-JOB_OF_TOPIC = {DONATIONS_TOPIC: DAILY_REVENUE_JOB} | {topic: DAILY_AUDIENCE_JOB for topic in AUDIENCE_TOPICS}
+JOB_OF_TOPIC = {topic: DAILY_REVENUE_JOB for topic in REVENUE_TOPICS} | {
+    topic: DAILY_AUDIENCE_JOB for topic in AUDIENCE_TOPICS
+}
 
 
 @dataclass(frozen=True)
@@ -93,8 +107,9 @@ def event_dates(manifest: Manifest) -> set[str]:
     jobs=[daily_revenue_job, daily_audience_job, lake_checks_job],
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Rebuild the donation marts for every event date that newly landed donation files touch, "
-    "and the audience and loyalty marts for dates that view, chat, stream or subscription files touch.",
+    description="Rebuild the money and revenue marts for every event date that newly landed donation, "
+    "gift, interactive or sponsorship files touch, and the audience and loyalty marts (with the money "
+    "and revenue marts) for dates that view, chat, stream or subscription files touch.",
 )
 def lake_manifests_sensor(
     context: dg.SensorEvaluationContext, lake: LakeResource

@@ -26,6 +26,7 @@ BROADCAST_MART = "broadcast_analytics_daily"
 REVENUE_FORECAST_MART = "revenue_forecast"
 AUDIENCE_BREAKDOWN_MART = "audience_breakdown_daily"
 STREAM_ANALYTICS_MART = "stream_analytics_daily"
+GAME_ANALYTICS_MART = "game_analytics_daily"  # per game and day (assets/stream_analytics.py)
 LOYALTY_POINTS_MART = "loyalty_points_daily"
 LOYALTY_BALANCES_MART = "loyalty_balances"
 #: The node reads `MARTS/loyalty_export/balances.parquet` (docs/contracts.md): the latest balances whole.
@@ -306,3 +307,11 @@ def fraud_model_summary(marts: Path) -> dict[str, Any] | None:
     version = json.loads(pointer.read_text())["version"]
     summary: dict[str, Any] = json.loads((folder / version / FRAUD_MODEL_METRICS).read_text())
     return summary
+
+
+# The money marts besides `donations` (assets/payment_marts.py): one row per money event, valued in RUB,
+# each feeding one revenue source of `streamer_revenue_daily` (docs/contracts.md).
+SUBSCRIPTION_PAYMENTS_MART = "subscription_payments"
+GIFT_PAYMENTS_MART = "gift_payments"
+INTERACTIVE_PAYMENTS_MART = "interactive_payments"
+SPONSORSHIP_PAYMENTS_MART = "sponsorship_payments"

@@ -17,12 +17,13 @@ from assets.lake import (
     lake_donations_offset_ranges_disjoint,
     overlapping_ranges,
 )
+from assets.payment_marts import PAYMENT_MART_ASSETS, PAYMENT_MART_CHECKS
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import (
     GROSS_EQUALS_SHARE_PLUS_FEE,
-    GROSS_RECONCILES_WITH_DONATIONS,
+    GROSS_RECONCILES_WITH_PAYMENTS,
     revenue_gross_equals_share_plus_fee,
-    revenue_gross_reconciles_with_donations,
+    revenue_gross_reconciles_with_payments,
     streamer_revenue_daily,
 )
 from services.lake import Manifest, mart_partition_path
@@ -35,9 +36,11 @@ NOON = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 EVERYTHING = [
     donations,
     donations_event_id_unique,
+    *PAYMENT_MART_ASSETS,
+    *PAYMENT_MART_CHECKS,
     streamer_revenue_daily,
     revenue_gross_equals_share_plus_fee,
-    revenue_gross_reconciles_with_donations,
+    revenue_gross_reconciles_with_payments,
 ]
 
 
@@ -81,7 +84,7 @@ def test_revenue_matches_hand_computed_split_and_fx(lake: Path, marts: Path) -> 
     assert checks_passed(result) == {
         EVENT_ID_UNIQUE: True,
         GROSS_EQUALS_SHARE_PLUS_FEE: True,
-        GROSS_RECONCILES_WITH_DONATIONS: True,
+        GROSS_RECONCILES_WITH_PAYMENTS: True,
     }
     rows = revenue(marts, DAY)
     # Split per payment: 1001 -> 851 + 150; 80202 -> 68172 + 12030 (0.85 * 80202 = 68171.7, half-up).
@@ -177,7 +180,7 @@ def test_blocking_check_fails_the_run_on_a_corrupted_revenue_mart(lake: Path, ma
     result = dg.materialize(
         EVERYTHING,
         selection=dg.AssetSelection.checks(
-            revenue_gross_equals_share_plus_fee, revenue_gross_reconciles_with_donations
+            revenue_gross_equals_share_plus_fee, revenue_gross_reconciles_with_payments
         ),
         resources=resources(lake, marts),
         raise_on_error=False,
@@ -185,7 +188,7 @@ def test_blocking_check_fails_the_run_on_a_corrupted_revenue_mart(lake: Path, ma
     assert not result.success
     assert checks_passed(result) == {
         GROSS_EQUALS_SHARE_PLUS_FEE: False,
-        GROSS_RECONCILES_WITH_DONATIONS: True,
+        GROSS_RECONCILES_WITH_PAYMENTS: True,
     }
 
 
@@ -206,9 +209,9 @@ def test_reconciliation_fails_when_revenue_drifts_from_donations(lake: Path, mar
         assert not result.success
         return checks_passed(result)
 
-    assert run_checks(revenue_gross_reconciles_with_donations) == {GROSS_RECONCILES_WITH_DONATIONS: False}
+    assert run_checks(revenue_gross_reconciles_with_payments) == {GROSS_RECONCILES_WITH_PAYMENTS: False}
     # Both together: the failing blocking uniqueness check stops the reconciliation that reads donations.
-    assert run_checks(donations_event_id_unique, revenue_gross_reconciles_with_donations) == {
+    assert run_checks(donations_event_id_unique, revenue_gross_reconciles_with_payments) == {
         EVENT_ID_UNIQUE: False
     }
 

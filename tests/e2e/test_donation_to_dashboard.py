@@ -16,11 +16,12 @@ import dagster as dg
 import duckdb
 import pytest
 
-from assets.donations import donations, donations_event_id_unique
+from assets.donations import donations_event_id_unique
 from assets.resources import LakeResource, MartsResource
 from assets.revenue import (
+    SOURCE_MART_ASSETS,
     revenue_gross_equals_share_plus_fee,
-    revenue_gross_reconciles_with_donations,
+    revenue_gross_reconciles_with_payments,
     streamer_revenue_daily,
 )
 from pipelines.lander import Lander
@@ -77,11 +78,11 @@ def test_a_donation_travels_from_the_api_to_the_streamer_page(
     for day in days:
         result = dg.materialize(
             [
-                donations,
+                *SOURCE_MART_ASSETS,
                 donations_event_id_unique,
                 streamer_revenue_daily,
                 revenue_gross_equals_share_plus_fee,
-                revenue_gross_reconciles_with_donations,
+                revenue_gross_reconciles_with_payments,
             ],
             partition_key=day.isoformat(),
             resources=resources,

@@ -12,14 +12,25 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.lake import GIFTS_TOPIC, INTERACTIVE_TOPIC, SPONSORSHIPS_TOPIC, SUBSCRIPTIONS_TOPIC
 from assets.resources import LakeResource, MartsResource
 from pipelines.definitions import defs
-from pipelines.jobs import DAILY_REVENUE_JOB, LAKE_CHECKS_JOB
+from pipelines.jobs import DAILY_AUDIENCE_JOB, DAILY_REVENUE_JOB, LAKE_CHECKS_JOB
 from pipelines.schedules import YESTERDAY_REVENUE_SCHEDULE, yesterday_revenue_schedule
 from pipelines.sensors import LAKE_MANIFESTS_SENSOR, lake_manifests_sensor
+from services.events import SubscriptionCreated
 from services.marts import revenue_by_day
 from services.money import Currency
 from tests.fixture_lake import land, processed, reversal
+from tests.fixture_payments import boost, gift, sponsorship, subscription
+
+MONEY_MARTS = {
+    "donations",
+    "subscription_payments",
+    "gift_payments",
+    "interactive_payments",
+    "sponsorship_payments",
+}
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +62,7 @@ def test_definitions_load_with_blocking_money_checks() -> None:
     graph = defs.resolve_asset_graph()
     specs = {key.name: graph.get_check_spec(key) for key in graph.asset_check_keys}
     assert specs["gross_equals_share_plus_fee"].blocking
-    assert specs["gross_reconciles_with_donations"].blocking
+    assert specs["gross_reconciles_with_payments"].blocking
     assert specs["event_id_unique"].blocking
     # Selecting the assets selected their checks: a bad day fails in the same run.
     job_checks = defs.resolve_job_def(DAILY_REVENUE_JOB).asset_layer.asset_graph.asset_check_keys
@@ -97,6 +108,28 @@ def test_sensor_requests_each_new_event_date_once(instance: dg.DagsterInstance, 
     assert len(keys) == 5  # every request has its own run key
 
 
+def test_sensor_rebuilds_revenue_for_every_money_topic(instance: dg.DagsterInstance, lake: Path) -> None:
+    """Gifts, interactive and sponsorship files rebuild revenue; subscriptions rebuild it through the
+    audience job, which selects every money mart and the revenue mart too."""
+    at = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    land(lake, [gift("alpha", 500, Currency.RUB, at)], topic=GIFTS_TOPIC)
+    land(lake, [boost("alpha", 500, Currency.RUB, at.replace(day=26))], topic=INTERACTIVE_TOPIC)
+    land(lake, [sponsorship("alpha", 500, Currency.RUB, at.replace(day=25))], topic=SPONSORSHIPS_TOPIC)
+    land(lake, [subscription(SubscriptionCreated, "alpha", 500, at)], topic=SUBSCRIPTIONS_TOPIC)
+    result = tick(instance, lake, None)
+    assert isinstance(result, dg.SensorResult)
+    assert requested(result) == [
+        (DAILY_AUDIENCE_JOB, "2026-11-27"),
+        (DAILY_REVENUE_JOB, "2026-11-25"),
+        (DAILY_REVENUE_JOB, "2026-11-26"),
+        (DAILY_REVENUE_JOB, "2026-11-27"),
+        (LAKE_CHECKS_JOB, None),
+    ]
+    for job in (DAILY_REVENUE_JOB, DAILY_AUDIENCE_JOB):
+        selected = defs.resolve_job_def(job).asset_layer.asset_graph.get_all_asset_keys()
+        assert {k.to_user_string() for k in selected} >= {*MONEY_MARTS, "streamer_revenue_daily"}
+
+
 def test_sensor_waits_for_files_renamed_after_their_manifest(
     instance: dg.DagsterInstance, lake: Path
 ) -> None:
@@ -140,7 +173,7 @@ def test_sensor_requests_run_the_job_into_marts(
             assert {e.check_name: e.passed for e in run.get_asset_check_evaluations()} == {
                 "event_id_unique": True,
                 "gross_equals_share_plus_fee": True,
-                "gross_reconciles_with_donations": True,
+                "gross_reconciles_with_payments": True,
             }
     days = revenue_by_day(marts, "alpha")
     assert [

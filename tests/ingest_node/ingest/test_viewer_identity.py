@@ -14,10 +14,9 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from assets.donations import donations
 from assets.loyalty import LOYALTY_ASSETS
 from assets.resources import LakeResource, MartsResource
-from assets.revenue import streamer_revenue_daily
+from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
 from assets.stream_analytics import STREAM_ANALYTICS_ASSETS, LoyaltyRulesResource
 from ingest_node.ingest.viewers import SessionIdentities
 from ingest_node.log_redaction import RedactTokens
@@ -94,7 +93,7 @@ def loyalty_points(lake: Path, beats: list[Envelope]) -> dict[tuple[str, str], i
     points: dict[tuple[str, str], int] = {}
     for day in sorted({e.occurred_at.date() for e in beats}):
         result = dg.materialize(
-            [donations, streamer_revenue_daily, *STREAM_ANALYTICS_ASSETS, *LOYALTY_ASSETS],
+            [*SOURCE_MART_ASSETS, streamer_revenue_daily, *STREAM_ANALYTICS_ASSETS, *LOYALTY_ASSETS],
             partition_key=day.isoformat(),
             resources={
                 "lake": LakeResource(root=str(lake)),
