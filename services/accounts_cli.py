@@ -1,4 +1,5 @@
-"""`efir accounts`: who may sign in to the dashboards (streamers see their channels, finance sees all)."""
+"""`efir accounts`: who may sign in to the dashboards (streamers see their channels, finance sees all,
+moderators see the fraud review queue only)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def accounts() -> None:
     """Accounts of the Streamlit dashboards, in EFIR_DASHBOARD_ACCOUNTS_FILE (passwords as scrypt hashes).
 
     A streamer account sees only its --channel(s); a finance account sees every channel, the payout
-    batches and the fraud review queue.
+    batches and the fraud review queue; a moderator account sees the fraud review queue of every channel
+    and nothing else. Changing a password or removing an account also ends its dashboard sign-ins.
     """
 
 

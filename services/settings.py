@@ -223,6 +223,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Days of earlier donations the fraud features look back over (velocity, history).",
     )
+    dashboard_session_hours: float = Field(
+        12.0,
+        gt=0,
+        description="A dashboard sign-in lasts this long (browser reloads included) unless signed out first.",
+    )
 
     @property
     def lake_root(self) -> Path:

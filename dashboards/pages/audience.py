@@ -4,7 +4,7 @@ returning viewers and engagement per day, and the channel's loyalty leaderboard,
 import pandas as pd
 import streamlit as st
 
-from dashboards.auth import principal
+from dashboards.auth import allowed
 from services import marts
 from services.growth import MIN_DAYS, suggestions
 from services.money import SETTLEMENT_CURRENCY, format_minor
@@ -16,9 +16,10 @@ NO_ADVICE = f"Nothing to suggest: your figures look healthy, or there are under 
 NO_FORECAST = "No forecast yet — it needs 28 days of revenue history"
 
 root = Settings().marts_root
+who = allowed("audience")
 
 st.title("Audience and loyalty")
-channels = principal().visible(marts.audience_channels(root))
+channels = who.visible(marts.audience_channels(root))
 if not channels:
     st.info(EMPTY_STATE)
     st.stop()

@@ -5,7 +5,7 @@ batches; the chargebacks. Everything is read from the batches and the marts."""
 import pandas as pd
 import streamlit as st
 
-from dashboards.auth import principal
+from dashboards.auth import allowed, principal
 from services.finance_views import balances, chargebacks
 from services.money import SETTLEMENT_CURRENCY, Currency, format_minor
 from services.payout_store import (
@@ -30,10 +30,8 @@ def rub(amount_minor: int) -> str:
     return format_minor(amount_minor, SETTLEMENT_CURRENCY)
 
 
-# Only finance reaches this page through the navigation; checked again here in case of a direct run.
-if principal().role != "finance":
-    st.error("The payout batches are for finance only")
-    st.stop()
+# Only roles granted the page reach it through the navigation; checked again here in case of a direct run.
+allowed("finance")
 
 root = Settings().marts_root
 

@@ -1,12 +1,12 @@
 """The fraud review queue: donations whose fraud score reached the review threshold, highest first, each
 with the reasons behind its score, the donor and the amount; above it, how the current model did against
 the edge's rules on its time-split holdout. Read from the `fraud_review_queue` mart and the model's
-metrics file, never from raw events."""
+metrics file, never from raw events. Open to finance and moderators (every channel), never to streamers."""
 
 import pandas as pd
 import streamlit as st
 
-from dashboards.auth import principal
+from dashboards.auth import allowed
 from services.marts import fraud_model_summary, review_days, review_queue
 from services.money import SETTLEMENT_CURRENCY, Currency, format_minor
 from services.settings import Settings
@@ -17,11 +17,9 @@ EMPTY_STATE = (
 NOTHING_QUEUED = "Nothing reached the review threshold on this day"
 ALL_DAYS = "All days"
 
-# Donors' payment fingerprints and amounts are for finance (who handles chargebacks) only; checked again
-# here in case the page is run directly.
-if principal().role != "finance":
-    st.error("The fraud review queue is for finance only")
-    st.stop()
+# Donors' payment fingerprints and amounts are for finance (who handles chargebacks) and moderators only;
+# the menu offers the page to them alone, and it is checked again here in case the page is run directly.
+allowed("moderation")
 
 root = Settings().marts_root
 st.title("Fraud review")

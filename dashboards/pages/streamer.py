@@ -4,7 +4,7 @@ latest donations, all read from the marts the Dagster assets build."""
 import pandas as pd
 import streamlit as st
 
-from dashboards.auth import principal
+from dashboards.auth import allowed
 from services import marts
 from services.events import DonationChargedBack, DonationProcessed, DonationRefunded
 from services.money import MINOR_PER_MAJOR, SETTLEMENT_CURRENCY, format_minor
@@ -24,10 +24,11 @@ def rub(amount_minor: int) -> str:
 
 # Settings are read on every rerun (they are cheap), so the page follows EFIR_MARTS_DIR / EFIR_DATA_DIR.
 root = Settings().marts_root
+# A streamer sees only their own channels; finance sees all; a moderator is not granted revenue at all.
+who = allowed("streamer")
 
 st.title("Streamer revenue")
-# A streamer sees only their own channels; finance sees all.
-channels = principal().visible(marts.channels(root))
+channels = who.visible(marts.channels(root))
 if not channels:
     st.info(EMPTY_STATE)
     st.stop()

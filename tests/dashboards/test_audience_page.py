@@ -9,10 +9,9 @@ import dagster as dg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from assets.donations import donations
 from assets.loyalty import LOYALTY_ASSETS
 from assets.resources import LakeResource, MartsResource
-from assets.revenue import streamer_revenue_daily
+from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
 from assets.revenue_forecast import revenue_forecast
 from assets.stream_analytics import STREAM_ANALYTICS_ASSETS, LoyaltyRulesResource
 from services.money import Currency
@@ -51,7 +50,7 @@ def marts(lake: Path, tmp_path: Path) -> Path:
         "marts": MartsResource(root=str(root)),
         "loyalty_rules": LoyaltyRulesResource(expiry_days=90, max_sessions_per_ip=5),
     }
-    assets = [donations, streamer_revenue_daily, *STREAM_ANALYTICS_ASSETS, *LOYALTY_ASSETS]
+    assets = [*SOURCE_MART_ASSETS, streamer_revenue_daily, *STREAM_ANALYTICS_ASSETS, *LOYALTY_ASSETS]
     assert dg.materialize(assets, partition_key="2026-11-27", resources=resources).success
     return root
 

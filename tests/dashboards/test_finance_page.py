@@ -9,10 +9,9 @@ import dagster as dg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from assets.donations import donations
 from assets.resources import LakeResource, MartsResource
-from assets.revenue import streamer_revenue_daily
-from dashboards.auth import STATE_KEY
+from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
+from dashboards.auth import NOT_GRANTED, STATE_KEY
 from services.dashboard_accounts import Principal
 from services.payout_store import APPROVED, DRAFT, batch_dir, batch_info, read_audit
 from services.payouts import Period
@@ -99,7 +98,7 @@ def test_a_streamer_cannot_open_the_payouts(monkeypatch: pytest.MonkeyPatch, mar
     page = AppTest.from_file(str(FINANCE_PAGE), default_timeout=60)
     page.session_state[STATE_KEY] = Principal("alpha-owner", "streamer", ("alpha",))
     page.run()
-    assert [e.value for e in page.error] == ["The payout batches are for finance only"]
+    assert [e.value for e in page.error] == [NOT_GRANTED.format(role="streamer")]
     assert not page.selectbox and not page.dataframe
 
 
@@ -112,7 +111,7 @@ def test_chargebacks_tab_lists_them_from_the_donations_mart(
     resources = {"lake": LakeResource(root=str(lake)), "marts": MartsResource(root=str(root))}
     for day in ("2026-11-10", "2026-11-11"):
         assert dg.materialize(
-            [donations, streamer_revenue_daily], partition_key=day, resources=resources
+            [*SOURCE_MART_ASSETS, streamer_revenue_daily], partition_key=day, resources=resources
         ).success
     app = open_finance(monkeypatch, root)
     tab = app.tabs[2]

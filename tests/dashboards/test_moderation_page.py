@@ -1,5 +1,6 @@
 """The moderation page over a `fraud_review_queue` mart in the assets' own schema: score, reasons, donor
-and amount, per day; the model's holdout metrics above; finance only."""
+and amount, per day; the model's holdout metrics above; for finance and moderators only, a moderator seeing
+nothing else."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from assets.fraud import REVIEW_SCHEMA
 from assets.mart_files import write_mart_partition
-from dashboards.auth import STATE_KEY
+from dashboards.auth import NOT_GRANTED, STATE_KEY
 from services.dashboard_accounts import Principal
 from services.lake import mart_dir
 from services.marts import FRAUD_MODEL_DIR, FRAUD_MODEL_METRICS, FRAUD_MODEL_POINTER, FRAUD_REVIEW_MART
@@ -123,12 +124,51 @@ def test_before_any_scores_the_page_says_what_to_run(monkeypatch: pytest.MonkeyP
     assert [i.value for i in app.info] == [EMPTY_STATE]
 
 
+def run_page_as(page: Path, who: Principal) -> AppTest:
+    """A page file run on its own (no app, no menu) for `who`: the page's own check must hold."""
+    app = AppTest.from_file(str(page), default_timeout=60)
+    app.session_state[STATE_KEY] = who
+    return app.run()
+
+
 def test_a_streamer_cannot_open_the_queue(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
     app = signed_in_app(monkeypatch, marts, role="streamer", channels=["alpha"])
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         app.switch_page("pages/moderation.py")
-    page = AppTest.from_file(str(PAGE), default_timeout=60)
-    page.session_state[STATE_KEY] = Principal("alpha-owner", "streamer", ("alpha",))
-    page.run()
-    assert [e.value for e in page.error] == ["The fraud review queue is for finance only"]
-    assert not page.dataframe
+    page = run_page_as(PAGE, Principal("alpha-owner", "streamer", ("alpha",)))
+    assert [e.value for e in page.error] == [NOT_GRANTED.format(role="streamer")]
+    assert not page.dataframe and not page.metric
+
+
+def test_a_moderator_lands_on_the_queue_of_every_channel_and_sees_nothing_else(
+    monkeypatch: pytest.MonkeyPatch, marts: Path
+) -> None:
+    write_mart_partition(
+        marts,
+        FRAUD_REVIEW_MART,
+        DAY,
+        pa.Table.from_pylist(
+            [queued("d-high", 0.97), queued("d-beta", 0.7, channel_id="beta")], schema=REVIEW_SCHEMA
+        ),
+    )
+    app = signed_in_app(monkeypatch, marts, role="moderator", username="mila")
+    assert [t.value for t in app.title] == ["Fraud review"]
+    assert (
+        "mila" in app.sidebar.caption[0].value and "moderator: all channels" in app.sidebar.caption[0].value
+    )
+    assert sorted(r["Channel"] for r in app.dataframe[0].value.to_dict("records")) == ["alpha", "beta"]
+    # The menu holds the queue alone: revenue, audience and payouts cannot be switched to.
+    for page in ("pages/streamer.py", "pages/audience.py", "pages/finance.py"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            app.switch_page(page)
+
+
+def test_a_moderator_reaching_finance_or_revenue_pages_directly_is_refused(
+    monkeypatch: pytest.MonkeyPatch, marts: Path
+) -> None:
+    monkeypatch.setenv("EFIR_MARTS_DIR", str(marts))
+    mila = Principal("mila", "moderator", ())
+    for name in ("finance.py", "streamer.py", "audience.py"):
+        page = run_page_as(PAGE.parent / name, mila)
+        assert [e.value for e in page.error] == [NOT_GRANTED.format(role="moderator")], name
+        assert not page.dataframe and not page.metric and not page.title, name

@@ -1,5 +1,6 @@
 """The dashboards as a user gets them: `streamlit run` served to a real headless Chromium, signed in
-through the form, each page's hand-computed figures found on screen and a screenshot that is not blank."""
+through the form, each page's hand-computed figures found on screen and a screenshot that is not blank; a
+reload keeps the user signed in, and sign-out revokes the URL's session token."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from dashboards.auth import ENDED
 from services.payouts import Period
 from services.revenue import RevenueSource
 from tests.conftest import free_port
@@ -117,11 +119,28 @@ def test_sign_in_and_see_each_page_in_chromium(dashboards: str, tmp_path: Path) 
         _not_blank(finance)
         assert finance != streamer
 
+        # A reload (a new Streamlit session) keeps the user signed in, on the page they were on: the page
+        # switch dropped the URL's query and the app put the session token back.
+        signed_in_url = browser.wait_until("location.search.includes('session=') && location.href")
+        assert signed_in_url and "/finance" in signed_in_url and PASSWORD not in signed_in_url
+        browser.evaluate("window.beforeReload = true; location.reload()")
+        assert browser.wait_until(
+            "!window.beforeReload && !!document.body && document.body.innerText.includes('Tax withheld')"
+        ), browser.evaluate("document.body.innerText")
+        assert _shows(browser, "165.75 RUB")
+
         _click_text(browser, "button", "Sign out")
         assert browser.wait_until("!!document.querySelector(\"input[aria-label='Password']\")"), (
             browser.evaluate("document.body.innerText")
         )
         assert _shows(browser, "Efir dashboards")
         assert browser.wait_until("!document.body.innerText.includes('165.75 RUB')")
+        assert browser.wait_until("!location.search.includes('session=')")
+
+        # Sign-out revoked the token: the old URL opens on the form.
+        browser.navigate(signed_in_url)
+        assert _shows(browser, ENDED), browser.evaluate("document.body.innerText")
+        assert browser.wait_until("!!document.querySelector(\"input[aria-label='Password']\")")
+        assert not browser.evaluate("document.body.innerText.includes('Tax withheld')")
     finally:
         browser.close()

@@ -9,9 +9,9 @@ import dagster as dg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from assets.donations import donations, donations_event_id_unique
+from assets.donations import donations_event_id_unique
 from assets.resources import LakeResource, MartsResource
-from assets.revenue import streamer_revenue_daily
+from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
 from tests.dashboards.signin import signed_in_app
 from tests.fixture_lake import land, processed, reversal
 
@@ -37,7 +37,7 @@ def marts(lake: Path, tmp_path: Path) -> Path:
     resources = {"lake": LakeResource(root=str(lake)), "marts": MartsResource(root=str(root))}
     for day in ("2026-11-27", "2026-11-28"):
         assert dg.materialize(
-            [donations, donations_event_id_unique, streamer_revenue_daily],
+            [*SOURCE_MART_ASSETS, donations_event_id_unique, streamer_revenue_daily],
             partition_key=day,
             resources=resources,
         ).success

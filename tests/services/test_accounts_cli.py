@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from services.accounts_cli import FIRST_ACCOUNT, PASSWORD_FILE, ensure_first_account
 from services.cli import main
-from services.dashboard_accounts import AccountStore
+from services.dashboard_accounts import AccountStore, Principal
 from services.settings import get_settings
 
 
@@ -34,6 +34,14 @@ def test_add_prints_a_generated_password_once_and_stores_its_hash(accounts: Path
     assert AccountStore(accounts).verify("sasha", password) is not None
     listed = CliRunner().invoke(main, ["accounts", "list"])
     assert listed.output == "sasha\tstreamer\tspeedrun\n"
+
+
+def test_add_a_moderator(accounts: Path) -> None:
+    result = CliRunner().invoke(main, ["accounts", "add", "mila", "--role", "moderator"])
+    assert result.exit_code == 0, result.output
+    assert "Added mila (moderator: all channels)." in result.output
+    assert CliRunner().invoke(main, ["accounts", "list"]).output == "mila\tmoderator\t*\n"
+    assert AccountStore(accounts).principal("mila") == Principal("mila", "moderator", ())
 
 
 def test_password_from_stdin_and_clear_errors(accounts: Path) -> None:
