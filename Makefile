@@ -52,3 +52,17 @@ lint: setup
 
 bench: setup
 	@set -e; for bench in benchmarks/*.py; do echo "== $$bench"; $(UV_RUN) python "$$bench"; done
+
+# Playback tests (tests/ingest_node/ingest/test_players.py, docs/players.md): headless VLC and node/npm
+# from Debian when missing, and hls.js as pinned in players/package-lock.json, installed with `npm ci`
+# only when the lock file is newer than the last install.
+.PHONY: player-tools
+setup: player-tools players/node_modules/.efir-installed
+player-tools:
+	@missing=$$(command -v cvlc >/dev/null || echo "vlc-bin vlc-plugin-base"; \
+		command -v npm >/dev/null || echo "nodejs npm"); \
+	if [ -n "$$(echo $$missing)" ]; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; fi
+players/node_modules/.efir-installed: players/package-lock.json | player-tools
+	cd players && npm ci --no-audit --no-fund
+	@touch $@

@@ -297,6 +297,11 @@ class StreamTemplate:
                 ctx.extradata = self.extradata
             if self.codec_tag and ctx is not None:
                 ctx.codec_tag = self.codec_tag
+            if self.width and ctx is not None:
+                # A template's size set on its codec context never reached its parameters (PyAV's
+                # default 640x480 did): without this the MP4 header (tkhd, avc1) declares the wrong
+                # size and browsers show the picture stretched to that aspect ratio.
+                ctx.width, ctx.height = self.width, self.height
             if self.time_base is not None:
                 stream.time_base = self.time_base
             return stream

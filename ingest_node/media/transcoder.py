@@ -503,7 +503,9 @@ class Transcoder:
         stream.codec_context.width, stream.codec_context.height = r.width, r.height
         stream.codec_context.pix_fmt = "yuv420p"
         stream.codec_context.time_base = self.vtb
-        template = StreamTemplate(template=stream, codec=r.spec.codec, rate=r.fps)
+        template = StreamTemplate(
+            template=stream, codec=r.spec.codec, rate=r.fps, width=r.width, height=r.height
+        )
         template.codec_tag = "hvc1" if r.spec.codec == "hevc" else None
         template.time_base = self.vtb
         return template
