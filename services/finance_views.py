@@ -14,8 +14,15 @@ from pathlib import Path
 
 import duckdb
 
-from services.events import DonationChargedBack
-from services.marts import DONATIONS_MART, REVENUE_MART, mart_files
+from services import events
+from services.marts import (
+    DONATIONS_MART,
+    GIFT_PAYMENTS_MART,
+    INTERACTIVE_PAYMENTS_MART,
+    REVENUE_MART,
+    SUBSCRIPTION_PAYMENTS_MART,
+    mart_files,
+)
 from services.payout_store import APPROVED, BATCH_PARQUET, batch_dir, batch_info, batch_periods
 from services.payouts import PAYOUT
 
@@ -33,7 +40,8 @@ class Balance:
 class Chargeback:
     occurred_at: datetime
     channel_id: str
-    donation_id: str
+    what: str  # donation, subscription, gift, boost or request
+    reference: str  # that payment's id: the donation, subscription, gift, boost or request id
     amount_minor: int
     currency: str
     gross_rub_minor: int  # negative: what the chargeback took back
@@ -75,19 +83,40 @@ def balances(marts: Path) -> list[Balance]:
     return out
 
 
+# Every money mart with bank disputes: the chargeback event type and the column naming what was paid for.
+# (Sponsorships are invoices paid by bank transfer: they are refunded, never charged back.)
+_CHARGEBACK_SOURCES: tuple[tuple[str, str, str, str], ...] = (
+    (DONATIONS_MART, events.DonationChargedBack.event_type, "donation", "donation_id"),
+    (
+        SUBSCRIPTION_PAYMENTS_MART,
+        events.SubscriptionChargedBack.event_type,
+        "subscription",
+        "subscription_id",
+    ),
+    (GIFT_PAYMENTS_MART, events.GiftChargedBack.event_type, "gift", "gift_id"),
+    (INTERACTIVE_PAYMENTS_MART, events.BoostChargedBack.event_type, "boost", "boost_id"),
+    (INTERACTIVE_PAYMENTS_MART, events.RequestChargedBack.event_type, "request", "request_id"),
+)
+
+
 def chargebacks(marts: Path, limit: int = 200) -> list[Chargeback]:
-    """The newest donation chargebacks across all channels."""
-    files = mart_files(marts, DONATIONS_MART)
-    if not files:
-        return []
+    """The newest chargebacks of every kind of payment across all channels."""
+    found: list[Chargeback] = []
     con = duckdb.connect()
     try:
-        rows = con.sql(
-            "SELECT occurred_at, channel_id, donation_id, amount_minor, currency, gross_rub_minor "
-            "FROM read_parquet($files, hive_partitioning = false) WHERE event_type = $type "
-            "ORDER BY occurred_at DESC, event_id DESC LIMIT $limit",
-            params={"files": files, "type": DonationChargedBack.event_type, "limit": limit},
-        ).fetchall()
+        for mart, event_type, what, id_column in _CHARGEBACK_SOURCES:
+            files = mart_files(marts, mart)
+            if not files:
+                continue
+            rows = con.sql(
+                f"SELECT occurred_at, channel_id, $what, {id_column}, amount_minor, currency, "
+                "gross_rub_minor "
+                "FROM read_parquet($files, hive_partitioning = false, union_by_name = true) "
+                "WHERE event_type = $type ORDER BY occurred_at DESC, event_id DESC LIMIT $limit",
+                params={"files": files, "type": event_type, "what": what, "limit": limit},
+            ).fetchall()
+            found.extend(Chargeback(*row) for row in rows)
     finally:
         con.close()
-    return [Chargeback(*row) for row in rows]
+    found.sort(key=lambda c: c.occurred_at, reverse=True)
+    return found[:limit]

@@ -43,7 +43,8 @@ FRAUD_MODEL_METRICS = "metrics.json"
 
 @dataclass(frozen=True, slots=True)
 class DailyRevenue:
-    """One channel's donation revenue on one day, in RUB minor units."""
+    """One channel's revenue on one day, all sources together, in RUB minor units (`donations_count`:
+    crediting payments of any source, as the mart's column)."""
 
     day: date
     gross_rub_minor: int
@@ -98,7 +99,7 @@ def channels(marts: Path) -> list[str]:
 
 
 def revenue_by_day(marts: Path, channel_id: str) -> list[DailyRevenue]:
-    """The channel's daily donation revenue, oldest day first."""
+    """The channel's daily revenue, all sources together, oldest day first."""
     rows = _query(
         marts,
         REVENUE_MART,
@@ -108,6 +109,32 @@ def revenue_by_day(marts: Path, channel_id: str) -> list[DailyRevenue]:
         {"channel": channel_id},
     )
     return [DailyRevenue(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRevenue:
+    """One channel's revenue from one source (donation, subscription, gift, sponsored) over all days."""
+
+    source: str
+    gross_rub_minor: int
+    streamer_share_minor: int
+    platform_fee_minor: int
+    payments_count: int
+    reversals_count: int
+
+
+def revenue_by_source(marts: Path, channel_id: str) -> list[SourceRevenue]:
+    """The channel's revenue per source, largest gross first, so a streamer sees where money comes from
+    and what share each source pays them."""
+    rows = _query(
+        marts,
+        REVENUE_MART,
+        "SELECT source, sum(gross_rub_minor)::BIGINT, sum(streamer_share_minor)::BIGINT, "
+        "sum(platform_fee_minor)::BIGINT, sum(donations_count)::BIGINT, sum(reversals_count)::BIGINT "
+        "FROM mart WHERE channel_id = $channel GROUP BY source ORDER BY 2 DESC, source",
+        {"channel": channel_id},
+    )
+    return [SourceRevenue(*row) for row in rows]
 
 
 def recent_donations(marts: Path, channel_id: str, limit: int = 20) -> list[RecentDonation]:

@@ -133,7 +133,8 @@ def show_chargebacks() -> None:
             {
                 "When (UTC)": [f"{r.occurred_at:%Y-%m-%d %H:%M}" for r in rows],
                 "Channel": [r.channel_id for r in rows],
-                "Donation": [r.donation_id for r in rows],
+                "What": [r.what for r in rows],
+                "Reference": [r.reference for r in rows],
                 "Amount": [format_minor(r.amount_minor, Currency(r.currency)) for r in rows],
                 "In RUB": [rub(r.gross_rub_minor) for r in rows],
             }

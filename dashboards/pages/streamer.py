@@ -1,5 +1,6 @@
-"""The streamer's page: donation revenue by day, split into their share and the platform fee, and the
-latest donations, all read from the marts the Dagster assets build."""
+"""The streamer's page: revenue by day and by source (donations, subscriptions, gifts, sponsored
+content), split into their share and the platform fee, and the latest donations, all read from the marts
+the Dagster assets build."""
 
 import pandas as pd
 import streamlit as st
@@ -8,9 +9,16 @@ from dashboards.auth import allowed
 from services import marts
 from services.events import DonationChargedBack, DonationProcessed, DonationRefunded
 from services.money import MINOR_PER_MAJOR, SETTLEMENT_CURRENCY, format_minor
+from services.revenue import STREAMER_SHARE, RevenueSource
 from services.settings import Settings
 
-EMPTY_STATE = "No revenue yet — waiting for the first donations to be processed"
+EMPTY_STATE = "No revenue yet — waiting for the first payments to be processed"
+SOURCE_LABELS = {
+    RevenueSource.DONATION: "Donations, boosts and requests",
+    RevenueSource.SUBSCRIPTION: "Subscriptions",
+    RevenueSource.GIFT: "Virtual gifts",
+    RevenueSource.SPONSORED: "Sponsored content",
+}
 EVENT_LABELS = {
     DonationProcessed.event_type: "Donation",
     DonationRefunded.event_type: "Refund",
@@ -58,8 +66,25 @@ st.dataframe(
             "Gross": [rub(d.gross_rub_minor) for d in days],
             "Your share": [rub(d.streamer_share_minor) for d in days],
             "Platform fee": [rub(d.platform_fee_minor) for d in days],
-            "Donations": [d.donations_count for d in days],
+            "Payments": [d.donations_count for d in days],
             "Refunds and chargebacks": [d.reversals_count for d in days],
+        }
+    ),
+    hide_index=True,
+)
+
+st.subheader("Revenue by source")
+sources = marts.revenue_by_source(root, channel)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Source": [SOURCE_LABELS.get(RevenueSource(s.source), s.source) for s in sources],
+            "Your share of each payment": [f"{STREAMER_SHARE[RevenueSource(s.source)]:.0%}" for s in sources],
+            "Gross": [rub(s.gross_rub_minor) for s in sources],
+            "Your share": [rub(s.streamer_share_minor) for s in sources],
+            "Platform fee": [rub(s.platform_fee_minor) for s in sources],
+            "Payments": [s.payments_count for s in sources],
+            "Refunds and chargebacks": [s.reversals_count for s in sources],
         }
     ),
     hide_index=True,

@@ -13,11 +13,15 @@ from assets.resources import LakeResource, MartsResource
 from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
 from dashboards.auth import NOT_GRANTED, STATE_KEY
 from services.dashboard_accounts import Principal
+from services.events import GiftChargedBack
+from services.money import Currency
 from services.payout_store import APPROVED, DRAFT, batch_dir, batch_info, read_audit
 from services.payouts import Period
 from services.revenue import RevenueSource
 from tests.dashboards.signin import signed_in_app
 from tests.fixture_lake import land, processed, reversal
+from tests.fixture_payments import gift
+from tests.fixture_payments import reversal as payment_reversal
 from tests.fixture_payouts import build, quiet_days, write_revenue
 
 FINANCE_PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "finance.py"
@@ -102,11 +106,14 @@ def test_a_streamer_cannot_open_the_payouts(monkeypatch: pytest.MonkeyPatch, mar
     assert not page.selectbox and not page.dataframe
 
 
-def test_chargebacks_tab_lists_them_from_the_donations_mart(
+def test_chargebacks_tab_lists_them_from_every_money_mart(
     monkeypatch: pytest.MonkeyPatch, lake: Path, tmp_path: Path
 ) -> None:
     first = processed("alpha", 150_000, "RUB", datetime(2026, 11, 10, 10, tzinfo=UTC))
     land(lake, [first, reversal(first, datetime(2026, 11, 11, 9, tzinfo=UTC), chargeback=True)])
+    sent = gift("beta", 5_000, Currency.RUB, datetime(2026, 11, 10, 12, tzinfo=UTC))
+    back = payment_reversal(sent, GiftChargedBack, datetime(2026, 11, 11, 10, tzinfo=UTC))
+    land(lake, [sent, back], topic="gifts")
     root = tmp_path / "marts"
     resources = {"lake": LakeResource(root=str(lake)), "marts": MartsResource(root=str(root))}
     for day in ("2026-11-10", "2026-11-11"):
@@ -115,8 +122,19 @@ def test_chargebacks_tab_lists_them_from_the_donations_mart(
         ).success
     app = open_finance(monkeypatch, root)
     tab = app.tabs[2]
-    assert [m.value for m in tab.metric] == ["1 500.00 RUB"]
-    (row,) = tab.dataframe[0].value.to_dict("records")
-    assert (row["Channel"], row["Amount"], row["In RUB"]) == ("alpha", "1 500.00 RUB", "-1 500.00 RUB")
+    assert [m.value for m in tab.metric] == ["1 550.00 RUB"]
+    newest, older = tab.dataframe[0].value.to_dict("records")
+    assert (newest["Channel"], newest["What"], newest["Reference"]) == (
+        "beta",
+        "gift",
+        sent.payload["gift_id"],
+    )
+    assert (newest["Amount"], newest["In RUB"]) == ("50.00 RUB", "-50.00 RUB")
+    assert (older["Channel"], older["What"], older["Amount"], older["In RUB"]) == (
+        "alpha",
+        "donation",
+        "1 500.00 RUB",
+        "-1 500.00 RUB",
+    )
     # The chargeback nets alpha's ledger to zero: nothing owed, nothing negative.
     assert [m.value for m in app.tabs[1].metric] == ["0.00 RUB", "0"]
