@@ -55,6 +55,7 @@ from pipelines.sensors import lake_manifests_sensor
 from services.settings import get_settings
 
 _settings = get_settings()
+EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiprocess_executor}
 
 defs = dg.Definitions(
     assets=[
@@ -106,6 +107,7 @@ defs = dg.Definitions(
         weekly_fraud_model_schedule,
     ],
     sensors=[lake_manifests_sensor],
+    executor=EXECUTORS[_settings.dagster_executor],
     resources={
         "lake": LakeResource.from_settings(_settings),
         "marts": MartsResource.from_settings(_settings),

@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         10, ge=1, description="Chatters of the last this many minutes count as present for random gift subs."
     )
     dagster_port: int = Field(3000, description="Port of the Dagster webserver started by `efir up`.")
+    dagster_executor: Literal["in_process", "multiprocess"] = Field(
+        "in_process",
+        description="How a Dagster run executes its steps: in_process (one process a run; on a 2-core "
+        "machine a subprocess per step costs more in imports than the steps do) or multiprocess.",
+    )
     streamlit_port: int = Field(8501, description="Port of the Streamlit dashboards.")
     dashboard_accounts_file: Path | None = Field(
         None, description="Dashboard sign-in accounts (`efir accounts`); empty means DATA_DIR/accounts.json."
