@@ -80,7 +80,8 @@ def _query(marts: Path, asset: str, sql: str, params: dict[str, Any]) -> list[tu
     con = duckdb.connect()
     try:
         # The day is a column of the file; the hive folder adds nothing, so it is not read as a column.
-        con.read_parquet(files, hive_partitioning=False).create_view("mart")
+        # By name: a partition written before a column existed (e.g. a broadcast's game) reads it as null.
+        con.read_parquet(files, hive_partitioning=False, union_by_name=True).create_view("mart")
         rows: list[tuple[Any, ...]] = con.sql(sql, params=params or None).fetchall()
         return rows
     finally:
@@ -233,6 +234,7 @@ class BroadcastDay:
     watch_minutes: int
     previous_broadcast_id: str | None
     previous_avg_concurrent_viewers: float | None
+    game: str  # the slug of the game of most of its live minutes that day; "" for none
 
 
 def broadcasts(marts: Path, channel_id: str, limit: int = 20) -> list[BroadcastDay]:
@@ -241,12 +243,37 @@ def broadcasts(marts: Path, channel_id: str, limit: int = 20) -> list[BroadcastD
         marts,
         BROADCAST_MART,
         "SELECT day, broadcast_id, started_at, live_minutes, peak_concurrent_viewers, "
-        "avg_concurrent_viewers, watch_minutes, previous_broadcast_id, previous_avg_concurrent_viewers "
-        "FROM mart "
+        "avg_concurrent_viewers, watch_minutes, previous_broadcast_id, previous_avg_concurrent_viewers, "
+        "coalesce(game, '') FROM mart "
         "WHERE channel_id = $channel ORDER BY day DESC, started_at DESC NULLS LAST LIMIT $limit",
         {"channel": channel_id, "limit": limit},
     )
     return [BroadcastDay(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class GameWeek:
+    """One game's demand and supply on the platform over the latest `days` days of the by-game mart."""
+
+    game: str  # slug; "" for streams with no game set
+    live_minutes: int  # supply: minutes channels streamed it
+    watch_minutes: int  # demand: viewer-minutes spent on it
+    peak_concurrent_viewers: int  # the highest daily peak
+    max_channels: int  # the most channels that streamed it on one day
+
+
+def games_this_week(marts: Path, days: int = 7) -> list[GameWeek]:
+    """Games by watch time over the newest `days` days, so a streamer can see where viewers are and how
+    crowded each game is (watch minutes per live minute = viewers an average stream of it holds)."""
+    rows = _query(
+        marts,
+        GAME_ANALYTICS_MART,
+        "SELECT game, sum(live_minutes)::BIGINT, sum(watch_minutes)::BIGINT, "
+        "max(peak_concurrent_viewers)::BIGINT, max(channels)::BIGINT FROM mart "
+        "WHERE day > (SELECT max(day) FROM mart) - $days::INTEGER GROUP BY game ORDER BY 3 DESC, game",
+        {"days": days},
+    )
+    return [GameWeek(*row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

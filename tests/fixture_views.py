@@ -73,7 +73,11 @@ def by(user_id: str, env: Envelope) -> Envelope:
     return env.model_copy(update={"user_id": user_id})
 
 
-def stream(channel_id: str, broadcast_id: str, at: datetime, *, ended: bool = False) -> Envelope:
-    """A broadcast starting (or ending) at `at`."""
-    payload = (StreamEnded if ended else StreamStarted)(broadcast_id=broadcast_id, renditions="720p")
+def stream(
+    channel_id: str, broadcast_id: str, at: datetime, *, ended: bool = False, game: str = ""
+) -> Envelope:
+    """A broadcast starting (or ending) at `at`, playing `game` (a slug; "" for none)."""
+    payload = (StreamEnded if ended else StreamStarted)(
+        broadcast_id=broadcast_id, renditions="720p", game=game
+    )
     return Envelope.wrap(payload, channel_id=channel_id, node_id="node-test", occurred_at=at)

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dashboards.auth import allowed
 from services import marts
+from services.games import display_name
 from services.growth import MIN_DAYS, suggestions
 from services.money import SETTLEMENT_CURRENCY, format_minor
 from services.settings import Settings
@@ -79,6 +80,7 @@ st.dataframe(
         {
             "Day": [b.day.isoformat() for b in casts],
             "Broadcast": [b.broadcast_id for b in casts],
+            "Game": [display_name(b.game) if b.game else "—" for b in casts],
             "Live minutes": [b.live_minutes for b in casts],
             "Peak": [b.peak_concurrent_viewers for b in casts],
             "Average": [round(b.avg_concurrent_viewers, 2) for b in casts],
@@ -89,6 +91,28 @@ st.dataframe(
                 else "first"
                 for b in casts
             ],
+        }
+    ),
+    hide_index=True,
+)
+
+st.subheader("Games on Efir this week")
+st.caption(
+    "All channels, the latest 7 days: where viewers are, and how many viewers an average live minute "
+    "of each game holds (watch minutes per live minute)."
+)
+games = marts.games_this_week(root)
+st.dataframe(
+    pd.DataFrame(
+        {
+            "Game": [display_name(g.game) if g.game else "(no game set)" for g in games],
+            "Watch minutes": [g.watch_minutes for g in games],
+            "Live minutes": [g.live_minutes for g in games],
+            "Viewers per live minute": [
+                round(g.watch_minutes / g.live_minutes, 2) if g.live_minutes else None for g in games
+            ],
+            "Peak viewers": [g.peak_concurrent_viewers for g in games],
+            "Channels (most in a day)": [g.max_channels for g in games],
         }
     ),
     hide_index=True,

@@ -42,7 +42,11 @@ def marts(lake: Path, tmp_path: Path) -> Path:
         topic="views",
     )
     land(lake, [chat("alpha", "u2", at(1))], topic="chat")
-    land(lake, [stream("alpha", "b1", at(0)), stream("alpha", "b1", at(5), ended=True)], topic="streams")
+    streams = [
+        stream("alpha", "b1", at(0), game="dota-2"),
+        stream("alpha", "b1", at(5), ended=True, game="dota-2"),
+    ]
+    land(lake, streams, topic="streams")
     land(lake, [by("u1", processed("alpha", 2000, Currency.RUB, at(1)))])
     root = tmp_path / "marts"
     resources = {
@@ -84,6 +88,7 @@ def test_audience_page_shows_hand_computed_figures(monkeypatch: pytest.MonkeyPat
         {
             "Day": "2026-11-27",
             "Broadcast": "b1",
+            "Game": "Dota 2",
             "Live minutes": 6,
             "Peak": 3,
             "Average": 1.0,
@@ -91,7 +96,18 @@ def test_audience_page_shows_hand_computed_figures(monkeypatch: pytest.MonkeyPat
             "Average vs previous": "first",
         }
     ]
-    board = app.dataframe[2].value.to_dict("records")  # no forecast: the leaderboard is third
+    # The platform's games: Dota 2 holds b1's 6 live minutes and the 6 counted viewer-minutes (not the bot's).
+    assert app.dataframe[2].value.to_dict("records") == [
+        {
+            "Game": "Dota 2",
+            "Watch minutes": 6,
+            "Live minutes": 6,
+            "Viewers per live minute": 1.0,
+            "Peak viewers": 3,
+            "Channels (most in a day)": 1,
+        }
+    ]
+    board = app.dataframe[3].value.to_dict("records")  # no forecast: the leaderboard is fourth
     assert [(r["#"], r["Viewer"], r["Points"], r["Badges"]) for r in board] == [
         (1, "u1", 5, "first_donation"),  # 3 minutes + 2 points for 20 RUB
         (2, "u2", 1, ""),
@@ -122,7 +138,7 @@ def test_audience_page_shows_the_forecast_with_its_backtest_error(
     ).success
     app = open_audience(monkeypatch, marts)
     assert "Method seasonal_mean_4w; backtest error ±0.00 RUB a day" in [c.value for c in app.caption]
-    ahead = app.dataframe[2].value.to_dict("records")
+    ahead = app.dataframe[3].value.to_dict("records")
     assert [(r["Day"], r["Forecast"]) for r in ahead] == [("2026-11-24", "10.00 RUB")] + [
         (f"2026-11-{d}", "0.00 RUB") for d in range(25, 31)
     ]
