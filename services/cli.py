@@ -406,7 +406,22 @@ def _admin_client(url: str | None) -> Any:
     )
 
 
-def _call(url: str | None, method: str, path: str, **kw: Any) -> Any:
+def refusal_detail(answer: Any) -> str:
+    """The node's `detail`: a sentence, or FastAPI's list of field errors made readable."""
+    try:
+        detail = answer.json().get("detail", answer.text)
+    except ValueError:
+        return str(answer.text)
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg', e)}" for e in detail
+        )
+    return str(detail)
+
+
+def admin_request(url: str | None, method: str, path: str, **kw: Any) -> Any:
+    """The node's answer (an httpx.Response) to an admin call; no answer or a refusal becomes a
+    ClickException that says why."""
     import httpx
 
     with _admin_client(url) as http:
@@ -415,11 +430,12 @@ def _call(url: str | None, method: str, path: str, **kw: Any) -> Any:
         except httpx.HTTPError as exc:
             raise click.ClickException(f"the node at {http.base_url} did not answer: {exc}") from exc
     if answer.status_code >= 400:
-        try:
-            detail = answer.json().get("detail", answer.text)
-        except ValueError:
-            detail = answer.text
-        raise click.ClickException(f"{answer.status_code}: {detail}")
+        raise click.ClickException(f"{answer.status_code}: {refusal_detail(answer)}")
+    return answer
+
+
+def _call(url: str | None, method: str, path: str, **kw: Any) -> Any:
+    answer = admin_request(url, method, path, **kw)
     return answer.json() if answer.content else None
 
 

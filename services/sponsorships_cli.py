@@ -71,32 +71,11 @@ def _key(kind: str, *parts: Any) -> str:
     return f"cli-{kind}-{digest[:48]}"
 
 
-def _detail(answer: Any) -> str:
-    """The node's `detail`: a sentence, or FastAPI's list of field errors made readable."""
-    try:
-        detail = answer.json().get("detail", answer.text)
-    except ValueError:
-        return str(answer.text)
-    if isinstance(detail, list):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', [])[1:]) or 'body'}: {e.get('msg', e)}" for e in detail
-        )
-    return str(detail)
-
-
 def _request(url: str | None, method: str, path: str, **kw: Any) -> tuple[Any, bool]:
     """(JSON answer, replayed?) of an admin call; a refusal becomes a ClickException with its detail."""
-    import httpx
+    from services.cli import admin_request  # imported late: services.cli imports this module
 
-    from services.cli import _admin_client  # imported late: services.cli imports this module
-
-    with _admin_client(url) as http:
-        try:
-            answer = http.request(method, path, **kw)
-        except httpx.HTTPError as exc:
-            raise click.ClickException(f"the node at {http.base_url} did not answer: {exc}") from exc
-    if answer.status_code >= 400:
-        raise click.ClickException(f"{answer.status_code}: {_detail(answer)}")
+    answer = admin_request(url, method, path, **kw)
     return answer.json(), answer.headers.get(REPLAY_HEADER) == "true"
 
 
