@@ -29,6 +29,7 @@ from ingest_node.outbox import OutboxRelay
 from ingest_node.routes import (
     channels,
     chat,
+    donate_page,
     donation_review,
     donation_rules,
     donations,
@@ -102,4 +103,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(interactive.router)  # boosts, requests, challenges, goal, alert settings
     app.include_router(widgets.router)  # goal bar, top donors, request queue overlays (after /alerts)
     app.include_router(sponsorship_routes.router)  # sponsored content: finance records paid invoices
+    app.include_router(donate_page.router)  # the viewer's donation form over the donations API
     return app
