@@ -29,16 +29,22 @@ def idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-Key")] 
 
 def replay(charge: MoneyCharge, digest: str) -> JSONResponse:
     """The stored answer of an earlier request with the same key (never a second charge)."""
-    if charge.request_hash != digest:
+    return replay_stored(charge.request_hash, charge.response_body, charge.response_status, digest)
+
+
+def replay_stored(
+    stored_hash: str | None, stored_body: str | None, stored_status: int | None, digest: str
+) -> JSONResponse:
+    """The answer an earlier request with this key got, for any write that keeps its own hash and
+    answer: a different body is refused, an unfinished one is still being processed."""
+    if stored_hash != digest:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "this Idempotency-Key was already used with a different request body",
         )
-    if charge.response_status is None or charge.response_body is None:
+    if stored_status is None or stored_body is None:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             "a request with this Idempotency-Key is still being processed; retry shortly",
         )
-    return JSONResponse(
-        json.loads(charge.response_body), status_code=charge.response_status, headers={REPLAY_HEADER: "true"}
-    )
+    return JSONResponse(json.loads(stored_body), status_code=stored_status, headers={REPLAY_HEADER: "true"})

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from ingest_node.deps import AdminDep, SessionDep, SettingsDep
 from ingest_node.money import charges
 from ingest_node.money import sponsorships as sp
-from ingest_node.routes.money_http import REPLAY_HEADER, idempotency_key
+from ingest_node.routes.money_http import idempotency_key, replay_stored
 from ingest_node.schemas import CHANNEL_ID_PATTERN
 from services.money import Currency
 
@@ -97,21 +97,6 @@ class SponsorshipOut(BaseModel):
     platform_fee_minor: int
 
 
-def _replay(stored_hash: str | None, stored_body: str | None, digest: str, code: int) -> JSONResponse:
-    """The answer an earlier request with this key got (never a second write)."""
-    if stored_hash != digest:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "this Idempotency-Key was already used with a different request body",
-        )
-    if stored_body is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )
-    return JSONResponse(json.loads(stored_body), status_code=code, headers={REPLAY_HEADER: "true"})
-
-
 def _actor(actor: str, person: str | None) -> str:
     return actor if person is None else f"{actor}:{person}"
 
@@ -136,7 +121,9 @@ def record_sponsorship(
         with session.begin():
             previous = sp.by_key(session, key)
             if previous is not None:
-                return _replay(previous.request_hash, previous.response_body, digest, status.HTTP_201_CREATED)
+                return replay_stored(
+                    previous.request_hash, previous.response_body, status.HTTP_201_CREATED, digest
+                )
             row = sp.record(
                 session,
                 settings,
@@ -171,7 +158,7 @@ def record_sponsorship(
                         f"{body.payment_reference!r}",
                     ) from None
                 raise
-        return _replay(previous.request_hash, previous.response_body, digest, status.HTTP_201_CREATED)
+        return replay_stored(previous.request_hash, previous.response_body, status.HTTP_201_CREATED, digest)
     return JSONResponse(answer, status_code=status.HTTP_201_CREATED)
 
 
@@ -194,7 +181,7 @@ def refund_sponsorship(
         with session.begin():
             previous = sp.by_refund_key(session, key)
             if previous is not None:
-                return _replay(previous.refund_request_hash, previous.refund_response_body, digest, 200)
+                return replay_stored(previous.refund_request_hash, previous.refund_response_body, 200, digest)
             row = sp.refund(
                 session,
                 settings,
@@ -216,7 +203,7 @@ def refund_sponsorship(
             previous = sp.by_refund_key(session, key)
         if previous is None:
             raise
-        return _replay(previous.refund_request_hash, previous.refund_response_body, digest, 200)
+        return replay_stored(previous.refund_request_hash, previous.refund_response_body, 200, digest)
     return JSONResponse(answer)
 
 
