@@ -10,17 +10,7 @@ import dagster as dg
 
 from assets.donations import donations, donations_event_id_unique
 from assets.fraud import FRAUD_ASSETS, FRAUD_CHECKS, FraudResource
-from assets.lake import (
-    LAKE_CHAT,
-    LAKE_DONATIONS,
-    LAKE_GIFTS,
-    LAKE_INTERACTIVE,
-    LAKE_SPONSORSHIPS,
-    LAKE_STREAMS,
-    LAKE_SUBSCRIPTIONS,
-    LAKE_VIEWS,
-    lake_donations_offset_ranges_disjoint,
-)
+from assets.lake import LAKE_OFFSET_CHECKS, LAKE_SPECS
 from assets.loyalty import LOYALTY_ASSETS, LOYALTY_CHECKS
 from assets.payment_marts import PAYMENT_MART_ASSETS, PAYMENT_MART_CHECKS
 from assets.payouts import PAYOUT_ASSETS, PAYOUT_CHECKS, StreamerProfilesResource
@@ -59,18 +49,11 @@ EXECUTORS = {"in_process": dg.in_process_executor, "multiprocess": dg.multiproce
 
 defs = dg.Definitions(
     assets=[
-        LAKE_DONATIONS,
+        *LAKE_SPECS.values(),
         donations,
-        LAKE_GIFTS,
-        LAKE_INTERACTIVE,
-        LAKE_SPONSORSHIPS,
         *PAYMENT_MART_ASSETS,
         streamer_revenue_daily,
         *PAYOUT_ASSETS,
-        LAKE_VIEWS,
-        LAKE_CHAT,
-        LAKE_STREAMS,
-        LAKE_SUBSCRIPTIONS,
         *STREAM_ANALYTICS_ASSETS,
         *LOYALTY_ASSETS,
         *RECOMMENDATION_ASSETS,
@@ -82,7 +65,7 @@ defs = dg.Definitions(
         revenue_gross_equals_share_plus_fee,
         revenue_gross_reconciles_with_payments,
         *PAYMENT_MART_CHECKS,
-        lake_donations_offset_ranges_disjoint,
+        *LAKE_OFFSET_CHECKS.values(),
         *PAYOUT_CHECKS,
         *STREAM_ANALYTICS_CHECKS,
         *LOYALTY_CHECKS,

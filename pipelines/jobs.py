@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.donations import donations
 from assets.fraud import fraud_features, fraud_model, fraud_review_queue, fraud_scores
-from assets.lake import lake_donations_offset_ranges_disjoint
+from assets.lake import LAKE_OFFSET_CHECKS
 from assets.loyalty import LOYALTY_ASSETS
 from assets.recommendations import RECOMMENDATION_ASSETS
 from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
@@ -26,8 +26,8 @@ daily_revenue_job = dg.define_asset_job(
 
 lake_checks_job = dg.define_asset_job(
     name=LAKE_CHECKS_JOB,
-    selection=dg.AssetSelection.checks(lake_donations_offset_ranges_disjoint),
-    description="Verify the lake's landed offset ranges (runs whenever new manifests appear).",
+    selection=dg.AssetSelection.checks(*LAKE_OFFSET_CHECKS.values()),
+    description="Verify every topic's landed offset ranges (runs whenever new manifests appear).",
 )
 
 DAILY_AUDIENCE_JOB = "daily_audience_job"

@@ -13,8 +13,9 @@ import pytest
 from assets.donations import EVENT_ID_UNIQUE, donations, donations_event_id_unique
 from assets.lake import (
     LAKE_DONATIONS,
+    LAKE_OFFSET_CHECKS,
+    LAKE_SPECS,
     OFFSET_RANGES_DISJOINT,
-    lake_donations_offset_ranges_disjoint,
     overlapping_ranges,
 )
 from assets.payment_marts import PAYMENT_MART_ASSETS, PAYMENT_MART_CHECKS
@@ -26,6 +27,7 @@ from assets.revenue import (
     revenue_gross_reconciles_with_payments,
     streamer_revenue_daily,
 )
+from services.events import TOPICS
 from services.lake import Manifest, mart_partition_path
 from services.marts import DONATIONS_MART, REVENUE_MART
 from services.money import Currency
@@ -228,8 +230,8 @@ def test_overlapping_offset_ranges_are_found(lake: Path) -> None:
 
     def run_check() -> dict[str, bool]:
         result = dg.materialize(
-            [LAKE_DONATIONS, lake_donations_offset_ranges_disjoint],
-            selection=dg.AssetSelection.checks(lake_donations_offset_ranges_disjoint),
+            [LAKE_DONATIONS, LAKE_OFFSET_CHECKS["donations"]],
+            selection=dg.AssetSelection.checks(LAKE_OFFSET_CHECKS["donations"]),
             resources={"lake": LakeResource(root=str(lake))},
         )
         return checks_passed(result)
@@ -238,3 +240,23 @@ def test_overlapping_offset_ranges_are_found(lake: Path) -> None:
     assert run_check() == {OFFSET_RANGES_DISJOINT: True}
     land(lake, [processed("alpha", 1001, Currency.RUB, NOON)], first_offset=2)  # lands offset 2 again
     assert run_check() == {OFFSET_RANGES_DISJOINT: False}
+
+
+def test_every_landed_topic_has_an_offset_check(lake: Path) -> None:
+    """A topic the lander lands but no check covers would let a broken recipe pass unseen."""
+    assert set(LAKE_SPECS) == set(TOPICS) == set(LAKE_OFFSET_CHECKS)
+
+    def commit(topic: str, first: int, last: int) -> None:
+        Manifest(topic, "a", "c", 0, first, last, last - first + 1).write_atomically(lake)
+
+    commit("views", 0, 99)
+    commit("views", 100, 199)
+    commit("gifts", 0, 9)
+    commit("gifts", 5, 14)  # lands gifts' offsets 5-9 twice
+    result = dg.materialize(
+        [*LAKE_SPECS.values(), *LAKE_OFFSET_CHECKS.values()],
+        selection=dg.AssetSelection.checks(*LAKE_OFFSET_CHECKS.values()),
+        resources={"lake": LakeResource(root=str(lake))},
+    )
+    by_topic = {e.asset_key.path[-1]: e.passed for e in result.get_asset_check_evaluations()}
+    assert by_topic == {topic: topic != "gifts" for topic in TOPICS}
