@@ -1,8 +1,9 @@
 """Generate a realistic synthetic lake (10 million events by default) straight into the Parquet lake.
 
 The model and its proportions are `services.lake_generator` (views, chat, donations with refunds,
-chargebacks and fraud rings, subscriptions, gifts, stream lifecycle); files and manifests are laid out
-exactly as the lander writes them, so every asset, dashboard and notebook reads the result as it is.
+chargebacks and fraud rings, subscriptions, gifts, boosts and requests, sponsorships, stream lifecycle
+with games); files and manifests are laid out exactly as the lander writes them, so every asset,
+dashboard and notebook reads the result as it is.
 
     uv run python benchmarks/generate_lake.py --lake /tmp/efir10m/lake            # 10M events, 35 days
     uv run python benchmarks/generate_lake.py --lake /tmp/small/lake --events 20000 --days 10

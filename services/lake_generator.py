@@ -19,14 +19,24 @@ The model (seeded, deterministic):
   fingerprints (ip, card, device hashes), and the fraud rings of `services.fraud_patterns` (card
   testing, many cards on one device, new accounts giving large sums; 70-80% charged back later);
 * subscriptions (created, gifted, renewal notices, renewals, cancellations, expiries) and virtual gifts
-  from the catalogue; the stream lifecycle (started, ladder changed, ended or errored, recording ready),
-  each stream event naming the channel's fixed main game (`services.games.main_games`: mostly a game of
-  its genre, with the catalogue's skew), so viewers' favourite genres make them prefer games.
+  from the catalogue;
+* interactive donations (topic `interactive`, ~0.5% of events, half boosts, half requests): boosts
+  (`boost.pinned`) and requests (`request.submitted`, then played, skipped or removed), settled when
+  emitted; 2% refunded (a skip or removal with a refund too) and 0.8% charged back weeks later, each
+  reversal carrying its credit's charge, amount and `settled_at`, as `interactive_payments` values them;
+* sponsored content (topic `sponsorships`): about three paid integrations per channel a month (popular
+  channels more), 20,000-300,000 RUB in whole thousands, 4% refunded days later at the same settlement;
+* the stream lifecycle (started, ladder changed, ended or errored, recording ready), each stream event
+  naming the game then played: the channel's fixed main game (`services.games.main_games`: mostly a
+  game of its genre, with the catalogue's skew), so viewers' favourite genres make them prefer games,
+  except that about 12% of broadcasts switch part-way to another catalogue game (`stream.game_changed`; the
+  events after it carry the new game), as `game_analytics_daily` splits live minutes by game.
 
-Proportions are shares of the requested event count; chat takes the remainder, so exactly `events`
-rows land when every share fits. Events falling after the last day (late chargebacks) are dropped, as a
-lake cut at that moment would not have them yet. The ground truth of the fraud patterns is written to
-`LAKE/_generator/fraud_truth.parquet` (outside every topic glob), for evaluating fraud scores.
+Proportions are shares of the requested event count; chat takes the remainder (drawn inside the
+window, so it always lands), so exactly `events` rows land when every share fits. Events falling after
+the last day (late chargebacks) are dropped, as a lake cut at that moment would not have them yet. The
+ground truth of the fraud patterns is written to `LAKE/_generator/fraud_truth.parquet` (outside every
+topic glob), for evaluating fraud scores.
 """
 
 from __future__ import annotations
@@ -63,6 +73,9 @@ from services.demo import (
 )
 from services.events import (
     PAYLOADS,
+    BoostChargedBack,
+    BoostPinned,
+    BoostRefunded,
     ChargebackReceived,
     ChatMessagePosted,
     DonationChargedBack,
@@ -73,8 +86,17 @@ from services.events import (
     DonationRefunded,
     GiftSent,
     RecordingReady,
+    RequestChargedBack,
+    RequestPlayed,
+    RequestRefunded,
+    RequestRemoved,
+    RequestSkipped,
+    RequestSubmitted,
+    SponsorshipPaid,
+    SponsorshipRefunded,
     StreamEnded,
     StreamErrored,
+    StreamGameChanged,
     StreamLadderChanged,
     StreamStarted,
     SubscriptionCancelled,
@@ -89,6 +111,7 @@ from services.events import (
 )
 from services.fraud_patterns import PATTERNS, charged_back_ids, fraud_ring_events
 from services.fx import FxTable
+from services.games import catalogue as game_catalogue
 from services.games import main_games
 from services.gifts import catalogue
 from services.lake import Manifest, epoch_of, file_name, partition_dir, tmp_path
@@ -111,7 +134,13 @@ _TS = pa.timestamp("us", tz="UTC")
 
 #: Target shares of all events per topic; chat takes what is left (about 0.22), streams are a few per
 #: channel-day. Views dominate as on every streaming platform (one heartbeat per viewer per 30 s).
-SHARES: dict[str, float] = {"views": 0.70, "donations": 0.045, "gifts": 0.015, "subscriptions": 0.008}
+SHARES: dict[str, float] = {
+    "views": 0.70,
+    "donations": 0.045,
+    "gifts": 0.015,
+    "subscriptions": 0.008,
+    "interactive": 0.005,  # boosts and requests, half the events each
+}
 DONATION_EVENTS_PER_ATTEMPT = 2.05  # created + processed/failed, a few reversals and holds
 SUBSCRIPTION_EVENTS_PER_NEW = 2.0  # created, then a notice and a renewal, or an expiry
 HELD_SHARE = 0.01
@@ -126,6 +155,46 @@ REGIONS = ("RU", "KZ", "BY", "UZ", "DE", "US", "")  # "" -> no region header
 REGION_WEIGHTS = (0.7, 0.07, 0.05, 0.04, 0.03, 0.03, 0.08)
 CHAT_TEXTS = ("привет", "gg", "ахаха", "лол", "Pog", "го ещё катку", "hi chat", "nice", "F", "когда стрим?")
 TIER_WEIGHTS: dict[Tier, float] = {Tier.SUPPORTER: 0.75, Tier.VIP: 0.2, Tier.CHAMPION: 0.05}
+# Games: a broadcast sometimes switches from the channel's main game to another (`stream.game_changed`).
+GAME_SWITCH_SHARE = 0.12
+# Interactive donations: a boost is one event (a few reversed); a request is submitted, then played,
+# skipped or removed (a skip or removal refunded sometimes), so about two events.
+BOOST_EVENTS_PER_PAYMENT = 1.03
+REQUEST_EVENTS_PER_PAYMENT = 2.05
+BOOST_RUB_MEDIAN_MINOR = 20_000
+REQUEST_RUB_MEDIAN_MINOR = 30_000
+INTERACTIVE_SIGMA = 0.7
+INTERACTIVE_REFUND_SHARE = 0.02
+INTERACTIVE_CHARGEBACK_SHARE = 0.008
+REQUEST_ENDINGS = ("played", "skipped", "removed")
+REQUEST_ENDING_WEIGHTS = (0.85, 0.1, 0.05)
+REQUEST_REFUND_ON_SKIP = 0.3
+REQUEST_TITLES = (
+    "Кино — Группа крови",
+    "Daft Punk — Get Lucky",
+    "Король и Шут — Лесник",
+    "Rick Astley — Never Gonna Give You Up",
+    "Сыграй катку на снайпере",
+    "Пройди уровень без урона",
+    "Linkin Park — Numb",
+    "Земфира — Хочешь?",
+)
+BOOST_MESSAGES = ("Привет из Казани!", "GG WP", "Лучший стрим", "С днём рождения, чат!", "Pog", "Го дальше")
+BOOST_PIN_SECONDS = 120  # services.settings boost_pin_seconds default
+# Sponsored content: a few paid integrations per channel a month (busier for popular channels), large.
+SPONSORSHIPS_PER_CHANNEL_DAY = 0.1
+SPONSORSHIP_RUB_MIN, SPONSORSHIP_RUB_MAX = 20_000, 300_000
+SPONSORSHIP_REFUND_SHARE = 0.04
+SPONSORS = (
+    "Тинькофф",
+    "Яндекс Маркет",
+    "Ozon",
+    "HyperX",
+    "Logitech G",
+    "Пятёрочка",
+    "VK Play",
+    "Wildberries",
+)
 
 
 @dataclass(frozen=True)
@@ -293,6 +362,10 @@ class LakeGenerator:
             main_games([i % GENRES for i in range(len(self.channels))], GENRES, seed=config.seed),
             dtype=object,
         )
+        games = game_catalogue()
+        self.game_slugs = np.array([g.slug for g in games], dtype=object)
+        self.game_weights: F64 = np.array([g.weight for g in games], dtype=np.float64)
+        self.game_weights /= self.game_weights.sum()
         self.window_end_us = _day_us(config.start + timedelta(days=config.days))
         # Viewers: join day, engagement (how often they return), three favourite channels.
         self.join_day: I64 = np.empty(0, dtype=np.int64)
@@ -349,8 +422,10 @@ class LakeGenerator:
         self._add("donations", self._donations(day0, sessions, signed, target))
         self._add("subscriptions", self._subscriptions(sessions, signed, target))
         self._add("gifts", self._gifts(sessions, signed, target))
-        # Chat takes the remainder; a message after the last midnight (sessions run on) would not land,
-        # so draw again for those until the count is exact.
+        self._add("interactive", self._interactive(day0, sessions, signed, target))
+        self._add("sponsorships", self._sponsorships(day0))
+        # Chat takes the remainder (its messages are drawn inside the window, so they all land); draw
+        # again should a draw come up short (no signed-in session today).
         for _ in range(5):
             if self.in_window >= cumulative:
                 break
@@ -376,6 +451,16 @@ class LakeGenerator:
         full = ",".join(RENDITIONS)
         duration_s = (end - start) // US
         segments = duration_s // SEGMENT_S
+        # Some broadcasts switch from the main game to another one part-way (a catalogue game, by weight);
+        # every stream event after the switch carries the new game.
+        main = self.channel_game[live]
+        other = self.game_slugs[self.rng.choice(len(self.game_slugs), size=n, p=self.game_weights)]
+        switched = (self.rng.random(n) < GAME_SWITCH_SHARE) & (other != main)
+        switch_at = start + ((0.2 + 0.6 * self.rng.random(n)) * (end - start)).astype(np.int64)
+        ladder_at = (start[ladder] + end[ladder]) // 2
+        ladder_game = np.where(
+            switched[ladder] & (switch_at[ladder] <= ladder_at), other[ladder], main[ladder]
+        )
         parts = [
             self._table(
                 StreamStarted.event_type,
@@ -385,7 +470,7 @@ class LakeGenerator:
                 broadcast_id=ids,
                 renditions=[full] * n,
                 restarts=0,
-                game=self.channel_game[live],
+                game=main,
             ),
             self._table(
                 np.where(errored, StreamErrored.event_type, StreamEnded.event_type),
@@ -397,18 +482,28 @@ class LakeGenerator:
                 reason=np.where(errored, "worker kept crashing", ""),
                 restarts=np.where(errored, 3, 0),
                 duration_seconds=duration_s,
-                game=self.channel_game[live],
+                game=np.where(switched, other, main),
+            ),
+            self._table(
+                StreamGameChanged.event_type,
+                switch_at[switched],
+                live[switched],
+                None,
+                broadcast_id=ids[switched],
+                renditions=[full] * int(switched.sum()),
+                restarts=0,
+                game=other[switched],
             ),
             self._table(
                 StreamLadderChanged.event_type,
-                (start[ladder] + end[ladder]) // 2,
+                ladder_at,
                 live[ladder],
                 None,
                 broadcast_id=ids[ladder],
                 renditions=[",".join(RENDITIONS[1:])] * len(ladder),
                 reason="load",
                 restarts=0,
-                game=self.channel_game[live[ladder]],
+                game=ladder_game,
             ),
             self._table(
                 RecordingReady.event_type,
@@ -549,9 +644,10 @@ class LakeGenerator:
             ip_hash=s.ip[idx],
         )
 
-    def _in_session(self, s: _Sessions, which: I64) -> I64:
-        """A moment inside each of the given sessions."""
-        span = np.maximum(s.end[which] - s.start[which], 1)
+    def _in_session(self, s: _Sessions, which: I64, until: int | None = None) -> I64:
+        """A moment inside each of the given sessions (and before `until`, when given)."""
+        end = s.end[which] if until is None else np.minimum(s.end[which], until)
+        span = np.maximum(end - s.start[which], 1)
         result: Arr = s.start[which] + (self.rng.random(len(which)) * span).astype(np.int64)
         return result
 
@@ -561,7 +657,8 @@ class LakeGenerator:
             return pa.table({})
         weight = (s.end[signed] - s.start[signed]).astype(np.float64) + 1
         which = signed[self.rng.choice(len(signed), size=count, p=weight / weight.sum())]
-        at = self._in_session(s, which)
+        # Inside the window: a message after the last midnight would not land, and chat must fill the count.
+        at = self._in_session(s, which, until=self.window_end_us)
         status = _choice(self.rng, ("visible", "held", "hidden"), (0.965, 0.02, 0.015), count)
         rule = _where(status == "hidden", "caps", _where(status == "held", "links"))
         return self._table(
@@ -900,6 +997,235 @@ class LakeGenerator:
             recipient_id=_where(self.rng.random(count) < 0.1, s.user[recipient]),
             payment_id=np.char.add("pay_", uuid7_strings(at, self.rng)),
             settled_at=pa.array(at, _TS),
+        )
+
+    def _interactive(self, day0: int, s: _Sessions, signed: I64, target: int) -> pa.Table:
+        """Boosts and requests (donations with a purpose, topic `interactive`), half the share each.
+
+        Each credit (`boost.pinned`, `request.submitted`) is emitted when its charge settles, so it carries
+        `settled_at` = its time; a request is then played, skipped or removed; a few payments are refunded
+        (a skip or removal with a refund, or support) or charged back weeks later, each reversal carrying
+        the original settlement so the mart converts it at the credit's rate."""
+        if len(signed) == 0:
+            return pa.table({})
+        day = datetime.fromtimestamp(day0 / US, UTC).date()
+        budget = target * SHARES["interactive"] / 2
+        parts = [
+            self._boosts(day, s, signed, max(1, round(budget / BOOST_EVENTS_PER_PAYMENT))),
+            self._requests(day, s, signed, max(1, round(budget / REQUEST_EVENTS_PER_PAYMENT))),
+        ]
+        return _concat(parts)
+
+    def _interactive_payers(self, s: _Sessions, signed: I64, n: int) -> tuple[I64, I64, Arr]:
+        """Who pays (engaged signed-in viewers more often), when it settles, and its charge id."""
+        weight = self.engagement[s.user_idx[signed]] ** 2 + 1e-9
+        which = signed[self.rng.choice(len(signed), size=n, p=weight / weight.sum())]
+        settled = self._in_session(s, which) + self.rng.integers(1 * US, 4 * US, size=n)
+        return which, settled, uuid7_strings(settled, self.rng)
+
+    def _interactive_reversals(
+        self,
+        kinds: tuple[str, str],
+        eligible: npt.NDArray[np.bool_],
+        settled: I64,
+        channel: I64,
+        user: Arr,
+        common: dict[str, Arr],
+    ) -> list[pa.Table]:
+        """Refunds (days later) and chargebacks (weeks later) of some settled payments, never both."""
+        n = len(settled)
+        draw = self.rng.random(n)
+        refund = eligible & (draw < INTERACTIVE_REFUND_SHARE)
+        chargeback = (
+            eligible
+            & (draw >= INTERACTIVE_REFUND_SHARE)
+            & (draw < INTERACTIVE_REFUND_SHARE + INTERACTIVE_CHARGEBACK_SHARE)
+        )
+        refund_at = settled + np.maximum(self.rng.exponential(2 * DAY_US, size=n), 600 * US).astype(np.int64)
+        disputed = settled + self.rng.integers(3 * DAY_US, 40 * DAY_US, size=n)
+        out = []
+        for event_type, mask, at, reason in (
+            (kinds[0], refund, refund_at, "requested_by_customer"),
+            (kinds[1], chargeback, disputed, "fraudulent"),
+        ):
+            out.append(
+                self._table(
+                    event_type,
+                    at[mask],
+                    channel[mask],
+                    user[mask],
+                    **{k: v[mask] for k, v in common.items()},
+                    settled_at=pa.array(settled[mask], _TS),
+                    payer_id=user[mask],
+                    reason=reason,
+                )
+            )
+        return out
+
+    def _interactive_amounts(
+        self, day: date, n: int, median_rub_minor: int, rub_only: bool
+    ) -> tuple[I64, Arr]:
+        if rub_only:
+            currency = np.full(n, Currency.RUB.value, dtype=object)
+        else:
+            currency = _choice(
+                self.rng, tuple(c.value for c in CURRENCY_WEIGHTS), tuple(CURRENCY_WEIGHTS.values()), n
+            )
+        rub = self.rng.lognormal(math.log(median_rub_minor), INTERACTIVE_SIGMA, size=n)
+        return self._amounts(rub, currency, day), currency
+
+    def _boosts(self, day: date, s: _Sessions, signed: I64, n: int) -> pa.Table:
+        which, settled, charge = self._interactive_payers(s, signed, n)
+        amount, currency = self._interactive_amounts(day, n, BOOST_RUB_MEDIAN_MINOR, rub_only=False)
+        channel, user = s.channel[which], s.user[which]
+        common = {
+            "boost_id": uuid7_strings(settled, self.rng),
+            "charge_id": charge,
+            "amount_minor": amount,
+            "currency": currency,
+            "payment_id": np.char.add("pay_", uuid7_strings(settled, self.rng)),
+        }
+        pinned = self._table(
+            BoostPinned.event_type,
+            settled,
+            channel,
+            user,
+            **common,
+            display_name=user,
+            message=_choice(self.rng, BOOST_MESSAGES, (1.0,) * len(BOOST_MESSAGES), n),
+            pin_seconds=BOOST_PIN_SECONDS,
+            settled_at=pa.array(settled, _TS),
+        )
+        reversals = self._interactive_reversals(
+            (BoostRefunded.event_type, BoostChargedBack.event_type),
+            np.ones(n, dtype=bool),
+            settled,
+            channel,
+            user,
+            common,
+        )
+        return _concat([pinned, *reversals])
+
+    def _requests(self, day: date, s: _Sessions, signed: I64, n: int) -> pa.Table:
+        """Requests are paid in the queue's currency (roubles here); music mostly, some game challenges."""
+        which, settled, charge = self._interactive_payers(s, signed, n)
+        amount, currency = self._interactive_amounts(day, n, REQUEST_RUB_MEDIAN_MINOR, rub_only=True)
+        channel, user = s.channel[which], s.user[which]
+        request = {
+            "request_id": uuid7_strings(settled, self.rng),
+            "kind": np.where(self.rng.random(n) < 0.8, "music", "game").astype(object),
+            "title": _choice(self.rng, REQUEST_TITLES, (1.0,) * len(REQUEST_TITLES), n),
+            "requester_name": user,
+            "amount_minor": amount,
+            "currency": currency,
+        }
+        payment = np.char.add("pay_", uuid7_strings(settled, self.rng))
+        parts = [
+            self._table(
+                RequestSubmitted.event_type,
+                settled,
+                channel,
+                user,
+                **request,
+                charge_id=charge,
+                payment_id=payment,
+                settled_at=pa.array(settled, _TS),
+            )
+        ]
+        ending = _choice(self.rng, REQUEST_ENDINGS, REQUEST_ENDING_WEIGHTS, n)
+        ended = settled + np.clip(self.rng.exponential(20 * 60 * US, size=n), 30 * US, 3 * 3600 * US).astype(
+            np.int64
+        )
+        refunded_skip = (ending != "played") & (self.rng.random(n) < REQUEST_REFUND_ON_SKIP)
+        for name, event_type in (
+            ("played", RequestPlayed.event_type),
+            ("skipped", RequestSkipped.event_type),
+            ("removed", RequestRemoved.event_type),
+        ):
+            m = ending == name
+            extra = {} if name == "played" else {"refund": refunded_skip[m]}
+            parts.append(
+                self._table(
+                    event_type,
+                    ended[m],
+                    channel[m],
+                    user[m],
+                    **{k: v[m] for k, v in request.items()},
+                    **extra,
+                )
+            )
+        common = {
+            "request_id": request["request_id"],
+            "charge_id": charge,
+            "amount_minor": amount,
+            "currency": currency,
+            "payment_id": payment,
+        }
+        # A skip or removal with a refund is refunded a few seconds after it.
+        m = refunded_skip
+        parts.append(
+            self._table(
+                RequestRefunded.event_type,
+                (ended + 5 * US)[m],
+                channel[m],
+                user[m],
+                **{k: v[m] for k, v in common.items()},
+                settled_at=pa.array(settled[m], _TS),
+                payer_id=user[m],
+                reason=np.where(ending[m] == "skipped", "skipped", "removed").astype(object),
+            )
+        )
+        parts.extend(
+            self._interactive_reversals(
+                (RequestRefunded.event_type, RequestChargedBack.event_type),
+                ~refunded_skip,
+                settled,
+                channel,
+                user,
+                common,
+            )
+        )
+        return _concat(parts)
+
+    def _sponsorships(self, day0: int) -> pa.Table:
+        """Paid integrations: a few per channel a month (popular channels more), 20,000-300,000 RUB,
+        paid on a working-hours bank statement; a few refunded days later at the same settlement."""
+        raw = 0.5 + self.popularity / self.popularity.max()
+        lam = raw * (SPONSORSHIPS_PER_CHANNEL_DAY * len(raw) / raw.sum())  # mean stays the per-channel rate
+        count = self.rng.poisson(lam)
+        channel = np.repeat(np.arange(len(self.channels)), count)
+        n = len(channel)
+        if n == 0:
+            return pa.table({})
+        at = day0 + self.rng.integers(9 * 3600, 19 * 3600, size=n) * US
+        rub = np.exp(self.rng.uniform(math.log(SPONSORSHIP_RUB_MIN), math.log(SPONSORSHIP_RUB_MAX), size=n))
+        amount = (np.round(rub / 1000) * 1000 * 100).astype(np.int64)  # whole thousands of roubles
+        sponsor = _choice(self.rng, SPONSORS, (1.0,) * len(SPONSORS), n)
+        common = {
+            "sponsorship_id": uuid7_strings(at, self.rng),
+            "sponsor_name": sponsor,
+            "title": np.char.add(sponsor.astype(str), ": интеграция в стриме").astype(object),
+            "payment_id": np.char.add("inv_", uuid7_strings(at, self.rng)),
+            "amount_minor": amount,
+            "currency": Currency.RUB.value,
+        }
+        refund = self.rng.random(n) < SPONSORSHIP_REFUND_SHARE
+        refund_at = at + self.rng.integers(3 * DAY_US, 20 * DAY_US, size=n)
+        return _concat(
+            [
+                self._table(
+                    SponsorshipPaid.event_type, at, channel, None, **common, settled_at=pa.array(at, _TS)
+                ),
+                self._table(
+                    SponsorshipRefunded.event_type,
+                    refund_at[refund],
+                    channel[refund],
+                    None,
+                    **{k: v[refund] if isinstance(v, np.ndarray) else v for k, v in common.items()},
+                    settled_at=pa.array(at[refund], _TS),
+                    reason="integration_not_aired",
+                ),
+            ]
         )
 
     # ---- tables, landing ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The synthetic lake generator lands valid events exactly as the lander does, in the demo's proportions."""
+"""The synthetic lake generator lands valid events exactly as the lander does, in the demo's proportions,
+and the money and game events the marts read (boosts, requests, sponsorships, game switches)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from services.events import TOPICS, DonationProcessed, arrow_schema, envelope_from_row
-from services.lake import manifests
+from services.events import TOPICS, DonationProcessed, StreamGameChanged, arrow_schema, envelope_from_row
+from services.games import catalogue as game_catalogue
+from services.lake import manifests, mart_partition_path
 from services.lake_generator import FRAUD_TRUTH_FILE, GENERATOR_DIR, GeneratorConfig, generate_lake
+from services.marts import GAME_ANALYTICS_MART, INTERACTIVE_PAYMENTS_MART, SPONSORSHIP_PAYMENTS_MART
 
 SMALL = GeneratorConfig(events=6_000, days=4, start=date(2026, 10, 5), seed=11)
 
@@ -27,8 +31,24 @@ def small_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lake
 
 
+#: Big enough for boosts, requests, sponsorships, their reversals and game switches to appear.
+MONEY = GeneratorConfig(events=30_000, days=6, start=date(2026, 10, 5), seed=3)
+
+
+@pytest.fixture(scope="module")
+def money_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lake = tmp_path_factory.mktemp("generated-money") / "lake"
+    generate_lake(lake, MONEY)
+    return lake
+
+
 def read_topic(lake: Path, topic: str) -> pa.Table:
     files = sorted(lake.glob(f"topic={topic}/date=*/*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else arrow_schema(topic).empty_table()
+
+
+def read_topic_on(lake: Path, topic: str, day: date) -> pa.Table:
+    files = sorted(lake.glob(f"topic={topic}/date={day.isoformat()}/*.parquet"))
     return pa.concat_tables([pq.read_table(f) for f in files]) if files else arrow_schema(topic).empty_table()
 
 
@@ -138,12 +158,111 @@ def test_bad_sizes_are_refused(tmp_path: Path) -> None:
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-def test_stream_events_name_each_channels_fixed_main_game(small_lake: Path) -> None:
-    streams = read_topic(small_lake, "streams").to_pylist()
+def test_stream_events_name_each_channels_main_game_until_a_switch(money_lake: Path) -> None:
+    streams = read_topic(money_lake, "streams").to_pylist()
     carrying = [r for r in streams if r["event_type"] != "recording.ready"]
     assert carrying and all(r["game"] for r in carrying)
-    games_of: dict[str, set[str]] = defaultdict(set)
+    known = {g.slug for g in game_catalogue()}
+    assert {r["game"] for r in carrying} <= known
+    # Every broadcast starts on its channel's fixed main game.
+    started: dict[str, set[str]] = defaultdict(set)
     for row in carrying:
-        games_of[row["channel_id"]].add(row["game"])
-    assert all(len(games) == 1 for games in games_of.values())  # a fixed main game per channel
-    assert len({g for games in games_of.values() for g in games}) > 1
+        if row["event_type"] == "stream.started":
+            started[row["channel_id"]].add(row["game"])
+    assert all(len(games) == 1 for games in started.values())
+    assert len({g for games in started.values() for g in games}) > 1
+    # Some switch part-way: the change names another game, and the broadcast ends on it.
+    by_broadcast: dict[str, list[dict[str, object]]] = defaultdict(list)
+    for row in sorted(carrying, key=lambda r: r["occurred_at"]):
+        by_broadcast[str(row["broadcast_id"])].append(row)
+    switches = [r for r in carrying if r["event_type"] == StreamGameChanged.event_type]
+    assert switches and len(switches) < 0.3 * len(by_broadcast)
+    for change in switches:
+        rows = by_broadcast[str(change["broadcast_id"])]
+        assert rows[0]["event_type"] == "stream.started" and rows[0]["game"] != change["game"]
+        assert rows[-1]["event_type"] in ("stream.ended", "stream.errored")
+        assert rows[-1]["game"] == change["game"]
+
+
+def test_boosts_requests_and_sponsorships_land_valued_like_the_marts_expect(money_lake: Path) -> None:
+    interactive = read_topic(money_lake, "interactive")
+    kinds = Counter(interactive["event_type"].to_pylist())
+    total = sum(read_topic(money_lake, t).num_rows for t in TOPICS)
+    assert 0.003 < interactive.num_rows / total < 0.008  # about half a percent of all events
+    assert kinds["boost.pinned"] > 0 and kinds["request.submitted"] > 0 and kinds["request.played"] > 0
+    reversals = ("boost.refunded", "boost.charged_back", "request.refunded", "request.charged_back")
+    assert sum(kinds[k] for k in reversals) > 0
+    # Every reversal takes back a landed credit: same charge, amount and currency, its settlement time.
+    rows = interactive.to_pylist()
+    credits = {r["charge_id"]: r for r in rows if r["event_type"] in ("boost.pinned", "request.submitted")}
+    for row in rows:
+        if row["event_type"] in reversals:
+            credit = credits[row["charge_id"]]
+            assert row["settled_at"] == credit["settled_at"] < row["occurred_at"]
+            assert (row["amount_minor"], row["currency"]) == (credit["amount_minor"], credit["currency"])
+            assert row["payer_id"] == credit["user_id"]
+    assert all(r["settled_at"] == r["occurred_at"] for r in credits.values())
+    sponsorships = read_topic(money_lake, "sponsorships").to_pylist()
+    paid = {r["sponsorship_id"]: r for r in sponsorships if r["event_type"] == "sponsorship.paid"}
+    assert paid and all(2_000_000 <= r["amount_minor"] <= 30_000_000 for r in paid.values())
+    assert all(r["user_id"] is None and r["currency"] == "RUB" for r in paid.values())
+    for row in sponsorships:
+        if row["event_type"] == "sponsorship.refunded":
+            assert row["settled_at"] == paid[row["sponsorship_id"]]["settled_at"] < row["occurred_at"]
+
+
+@pytest.mark.slow
+def test_interactive_sponsorship_and_game_marts_materialise_over_a_generated_lake(
+    money_lake: Path, tmp_path: Path
+) -> None:
+    # Imported here: the generator's own tests need no assets.
+    from assets.payment_marts import (
+        INTERACTIVE_PAYMENTS,
+        PAYMENT_MART_CHECKS,
+        interactive_payments,
+        sponsorship_payments,
+    )
+    from assets.resources import LakeResource, MartsResource
+    from assets.stream_analytics import (
+        LoyaltyRulesResource,
+        audience_daily,
+        broadcast_analytics_daily,
+        game_analytics_daily,
+        game_watch_time_reconciles,
+        viewing_sessions,
+    )
+
+    marts = tmp_path / "marts"
+    day = date(2026, 10, 9)  # a full day, with reversals of earlier days landing on it too
+    result = dg.materialize(
+        [
+            interactive_payments,
+            sponsorship_payments,
+            *PAYMENT_MART_CHECKS[2:],
+            viewing_sessions,
+            audience_daily,
+            broadcast_analytics_daily,
+            game_analytics_daily,
+            game_watch_time_reconciles,
+        ],
+        partition_key=day.isoformat(),
+        resources={
+            "lake": LakeResource(root=str(money_lake)),
+            "marts": MartsResource(root=str(marts)),
+            "loyalty_rules": LoyaltyRulesResource(expiry_days=90, max_sessions_per_ip=3),
+        },
+    )
+    assert result.success
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 3 and all(c.passed for c in checks)
+    payments = pq.read_table(mart_partition_path(marts, INTERACTIVE_PAYMENTS_MART, day))
+    assert payments.num_rows > 0 and sum(payments["gross_rub_minor"].to_pylist()) > 0
+    # The mart values exactly the day's boost and request payments and reversals of the lake.
+    lake_rows = read_topic_on(money_lake, "interactive", day)
+    money = pc.is_in(lake_rows["event_type"], pa.array(list(INTERACTIVE_PAYMENTS.event_types)))
+    assert payments.num_rows == pc.sum(money).as_py()
+    sponsorship = pq.read_table(mart_partition_path(marts, SPONSORSHIP_PAYMENTS_MART, day))
+    assert 0 < sponsorship.num_rows == read_topic_on(money_lake, "sponsorships", day).num_rows
+    games = pq.read_table(mart_partition_path(marts, GAME_ANALYTICS_MART, day)).to_pylist()
+    played = [g for g in games if g["game"]]
+    assert played and sum(g["watch_minutes"] for g in played) > 0
