@@ -14,7 +14,11 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from ingest_node.chat.models import ChatRole
 from ingest_node.metrics import NodeMetrics
+from ingest_node.models import Channel
+from services.chat.roles import Role
+from services.chat.tokens import TokenError
 from services.payments import PaymentClient
 from services.settings import Settings
 
@@ -76,3 +80,44 @@ def require_admin(
 
 
 AdminDep = Annotated[str, Depends(require_admin)]
+
+
+def require_streamer(
+    channel_id: str,
+    request: Request,
+    settings: SettingsDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The channel's streamer, for routes under `/channels/{channel_id}/...`.
+
+    A chat token (`Authorization: Bearer`) of the user whose role in the channel is `owner`, or the
+    admin token. Returns the actor for the audit log: `admin` or `user:<id>`. Another valid chat token
+    is 403, a missing or bad token 401, an unknown channel 404.
+    """
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "a bearer token is required", {"WWW-Authenticate": "Bearer"}
+        )
+    given = credentials.credentials
+    admin = settings.admin_token.get_secret_value()
+    if admin and hmac.compare_digest(given.encode(), admin.encode()):
+        actor = ADMIN_ACTOR
+    else:
+        try:
+            claims = request.app.state.chat_tokens.verify(given)
+        except TokenError as exc:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, exc.reason, {"WWW-Authenticate": "Bearer"}
+            ) from None
+        role = session.get(ChatRole, (channel_id, claims.user_id))
+        if session.get(Channel, channel_id) is not None and (role is None or role.role != Role.OWNER):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "only the channel's owner may do this")
+        actor = f"user:{claims.user_id}"
+    if session.get(Channel, channel_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"channel {channel_id!r} does not exist")
+    session.rollback()  # the route opens its own transaction
+    return actor
+
+
+StreamerDep = Annotated[str, Depends(require_streamer)]

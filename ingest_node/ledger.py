@@ -9,7 +9,6 @@ is the donation's side of that dispatcher).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ingest_node import payment_webhooks
 from ingest_node.audit import audit
+from ingest_node.idempotency import Digest, request_digest
 from ingest_node.models import Channel, Donation, DonationStatus, IdempotencyKey, WebhookEventRecord, utcnow
 from ingest_node.money import donation_rules
 from ingest_node.outbox import enqueue
@@ -76,9 +76,10 @@ class Opened:
     response: DonationCreatedOut
 
 
-def request_hash(body: DonationIn) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def request_hash(body: DonationIn) -> Digest:
+    """What the donation's Idempotency-Key is stored with: the hash of what the client sent
+    (`ingest_node.idempotency`), so a field added with a default never changes it."""
+    return request_digest(body)
 
 
 def stored_response(session: Session, key: str) -> StoredResponse | None:

@@ -256,6 +256,18 @@ class ChatPinned(Payload):
     expires_at: datetime
 
 
+class ChatUnpinned(Payload):
+    """A pinned boosted message taken down before `expires_at` because its payment was reversed
+    (`reason`: the reversal's event type, e.g. `boost.charged_back`); a pin that simply expires has
+    no event."""
+
+    event_type: ClassVar[str] = "chat.unpinned"
+    topic: ClassVar[str] = "chat"
+    pin_id: str
+    source_event_id: str
+    reason: str
+
+
 CHAT_PAYLOADS: tuple[type[Payload], ...] = (
     ChatMessagePosted,
     ChatMessageDeleted,
@@ -274,6 +286,7 @@ CHAT_PAYLOADS: tuple[type[Payload], ...] = (
     ModerationRejected,
     ModerationIpBan,
     ChatPinned,
+    ChatUnpinned,
 )
 #: moderation verb -> its payload class (the chat hub emits `moderation.<verb>`).
 MODERATION_PAYLOADS: dict[str, type[ModerationPayload]] = {
@@ -426,7 +439,7 @@ class GiftChargedBack(_GiftReversal):
     event_type: ClassVar[str] = "gift.charged_back"
 
 
-class _InteractiveReversal(_SettledCharge):
+class InteractiveReversal(_SettledCharge):
     """A settled boost or request payment was taken back: the streamer's share of `amount_minor` is
     reversed exactly as its credit (`boost.pinned` / `request.submitted`) was split, at the donations'
     share, since interactive payments are donations with a purpose."""
@@ -436,26 +449,26 @@ class _InteractiveReversal(_SettledCharge):
     payer_id: str | None = None
 
 
-class BoostRefunded(_InteractiveReversal):
+class BoostRefunded(InteractiveReversal):
     event_type: ClassVar[str] = "boost.refunded"
     boost_id: str
 
 
-class BoostChargedBack(_InteractiveReversal):
+class BoostChargedBack(InteractiveReversal):
     """The payer's bank reversed a boost's payment; the payer is flagged like a donor who charged back."""
 
     event_type: ClassVar[str] = "boost.charged_back"
     boost_id: str
 
 
-class RequestRefunded(_InteractiveReversal):
+class RequestRefunded(InteractiveReversal):
     """A request's payment was refunded (the streamer skipped or removed it with a refund, or support did)."""
 
     event_type: ClassVar[str] = "request.refunded"
     request_id: str
 
 
-class RequestChargedBack(_InteractiveReversal):
+class RequestChargedBack(InteractiveReversal):
     """The payer's bank reversed a request's payment; the payer is flagged like a donor who charged back."""
 
     event_type: ClassVar[str] = "request.charged_back"

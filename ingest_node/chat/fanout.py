@@ -15,8 +15,9 @@ milliseconds may show those few in a different order on each node; the database 
 topic each keep one order. `node_id` must therefore be unique per node. Events published twice (relay
 retries, several relays on one SQLite file) are dropped by event id.
 
-Not skipped on the origin: `chat.pinned` (every node, its origin included, shows a pinned boosted
-message and unpins it when it expires; see pins.py), and the money events read from the `donations`
+Not skipped on the origin: `chat.pinned` and `chat.unpinned` (every node, its origin included, shows a
+pinned boosted message and unpins it when it expires or, at once, when its payment is reversed; see
+pins.py), and the money events read from the `donations`
 and `subscriptions` topics, which every node turns into highlighted chat messages for its own sockets
 (see highlights.py).
 """
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 TOPIC = "chat"
 TOPICS = (TOPIC, "donations", "subscriptions")  # the money topics feed highlighted messages
+PIN_EVENTS = frozenset({"chat.pinned", "chat.unpinned"})  # shown by every node, the origin included
 SEEN_EVENTS = 20_000  # event ids remembered to drop duplicates
 MAX_BACKOFF_SECONDS = 5.0
 
@@ -133,7 +135,7 @@ class ChatFanout:
         except ValueError:
             log.warning("chat fan-out: dropped a malformed event")
             return
-        everywhere = env.event_type == "chat.pinned" or env.event_type in highlights.SOURCE_EVENTS
+        everywhere = env.event_type in PIN_EVENTS or env.event_type in highlights.SOURCE_EVENTS
         if env.node_id == self.settings.node_id and not everywhere:
             self.skipped_own += 1
             return
@@ -147,6 +149,10 @@ class ChatFanout:
             self.delivered += 1
             pin = self._pin_frame(env)
             self.loop.call_soon_threadsafe(self.chat.show_pin, env.channel_id, pin)
+            return
+        if env.event_type == "chat.unpinned":
+            self.delivered += 1
+            self.loop.call_soon_threadsafe(self.chat.hide_pin, env.channel_id, env.payload["pin_id"])
             return
         if env.event_type in highlights.SOURCE_EVENTS:
             frame = highlights.record_highlight(self.chat, env)

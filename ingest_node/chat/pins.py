@@ -6,6 +6,11 @@ and only if the money does. Showing it is the chat's job: the pin leaves through
 its sockets and an `unpinned` frame when it expires. Sockets that join while it is pinned get it in
 their `pins` frame. One path for every node means no node shows a pin twice and none misses it.
 
+A boost whose payment is reversed (refund or chargeback) must not stay on screen for the rest of its
+paid time: the money flow calls `unpin_boosted` in the reversal's transaction, which ends the pin now
+(`expires_at` = now, so joiners no longer get it) and emits `chat.unpinned`, from which every node's
+fan-out sends the same `unpinned` frame an expiry sends, at once.
+
 Idempotent by `event_id` (the payment's idempotency key): a second call with the same key returns the
 pin already made and emits nothing.
 """
@@ -23,7 +28,7 @@ from ingest_node.chat.models import ChatPin
 from ingest_node.models import Channel
 from ingest_node.outbox import enqueue
 from services.chat.messages import strip_invisible
-from services.events import ChatPinned, Envelope
+from services.events import ChatPinned, ChatUnpinned, Envelope
 from services.ids import new_id
 from services.money import Currency
 from services.settings import Settings
@@ -140,6 +145,26 @@ def pin_boosted(
     )
     enqueue(session, env)
     return _pin(row, created=True)
+
+
+def unpin_boosted(session: Session, settings: Settings, *, event_id: str, reason: str) -> Pin | None:
+    """Take the pin made for `event_id` down now, in the caller's transaction (no commit here).
+
+    Returns the pin as it was, or None when there is nothing showing to take down (no pin for that
+    key, already expired or already unpinned): then nothing is emitted, so a repeat is a no-op.
+    `reason` (the reversal's event type) travels on the `chat.unpinned` event."""
+    row = session.execute(sa.select(ChatPin).where(ChatPin.event_id == event_id).with_for_update()).scalar()
+    now = datetime.now(UTC)
+    if row is None or row.expires_at <= now:
+        return None
+    shown = _pin(row, created=False)
+    row.expires_at = now
+    payload = ChatUnpinned(pin_id=row.pin_id, source_event_id=event_id, reason=reason[:300])
+    env = Envelope.wrap(
+        payload, channel_id=row.channel_id, node_id=settings.node_id, user_id=row.user_id, occurred_at=now
+    )
+    enqueue(session, env)
+    return shown
 
 
 def active_pins(session: Session, channel_id: str, now: datetime | None = None) -> list[Pin]:

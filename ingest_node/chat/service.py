@@ -152,6 +152,7 @@ class ChatService:
         self._last_post: dict[tuple[str, str], float] = {}
         self._automods: dict[str, tuple[str, AutoMod]] = {}
         self.friends = FriendsClient(settings)
+        self._pin_timers: dict[str, asyncio.TimerHandle] = {}  # pin id -> its expiry's `unpinned`
 
     # ---- events ------------------------------------------------------------------------------------
 
@@ -747,8 +748,18 @@ class ChatService:
         if left <= 0:
             return
         self.hub.broadcast(channel_id, {"type": "pinned", "pin": pin})
-        unpinned: Frame = {"type": "unpinned", "id": pin["id"]}
-        asyncio.get_running_loop().call_later(left, self.hub.broadcast, channel_id, unpinned)
+        self._pin_timers[pin["id"]] = asyncio.get_running_loop().call_later(
+            left, self.hide_pin, channel_id, pin["id"]
+        )
+
+    def hide_pin(self, channel_id: str, pin_id: str) -> None:
+        """On the event loop: send `unpinned` now, at expiry or early (from a `chat.unpinned` event, when
+        the boost's payment was reversed; see pins.py), and drop the pending expiry so it is sent once.
+        Sent also without a timer here: sockets may hold the pin from their `pins` frame on join."""
+        timer = self._pin_timers.pop(pin_id, None)
+        if timer is not None:
+            timer.cancel()
+        self.hub.broadcast(channel_id, {"type": "unpinned", "id": pin_id})
 
     # ---- effects on sockets ------------------------------------------------------------------------
 

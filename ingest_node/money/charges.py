@@ -6,13 +6,13 @@ and the outbox event always commit together.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from ingest_node import idempotency
 from ingest_node.audit import audit
 from ingest_node.models import utcnow
 from ingest_node.money.models import ChargeKind, ChargeStatus, MoneyCharge
@@ -44,8 +44,8 @@ def owns(reference: str) -> bool:
 
 
 def request_hash(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """The hash of an internal request (a renewal); API bodies use `idempotency.request_digest`."""
+    return idempotency.request_hash(body)
 
 
 def by_key(session: Session, key: str) -> MoneyCharge | None:

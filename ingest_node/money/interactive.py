@@ -17,8 +17,9 @@ A refund or chargeback of a settled boost or request emits its reversal (`boost.
 the donations' split, so it cancels its credit exactly; the webhook is the only place that emits one,
 so a skip with `refund: true` results in one `request.refunded`, when the provider's refund arrives. A
 chargeback flags the payer as a subscription's or gift's does (`reversals.flag_charged_back`), and a
-flagged payer's next boost or request is refused (403) before anything is charged. A boost's pin is
-left to expire: the chat pins module has no way to take a pin down early.
+flagged payer's next boost or request is refused (403) before anything is charged. A reversed boost's
+pin comes down at once (`pins.unpin_boosted`, audited `chat.unpinned` on the charge), in the same
+transaction: a viewer never sees a message pinned whose money was taken back.
 """
 
 from __future__ import annotations
@@ -416,7 +417,7 @@ def public_request(request: MediaRequest) -> dict[str, Any]:
 # ---- the charge hook (called by payments.py in the webhook's transaction) --------------------------
 
 
-REVERSAL_EVENTS: dict[tuple[str, str], type[events._InteractiveReversal]] = {
+REVERSAL_EVENTS: dict[tuple[str, str], type[events.InteractiveReversal]] = {
     (ChargeKind.BOOST, ChargeStatus.REFUNDED): events.BoostRefunded,
     (ChargeKind.BOOST, ChargeStatus.CHARGED_BACK): events.BoostChargedBack,
     (ChargeKind.REQUEST, ChargeStatus.REFUNDED): events.RequestRefunded,
@@ -477,3 +478,24 @@ def on_charge(
                 channel_id=boost.channel_id,
                 payer_id=boost.user_id,
             )
+            _unpin_reversed(session, settings, charge, target)
+
+
+def _unpin_reversed(session: Session, settings: Settings, charge: MoneyCharge, target: ChargeStatus) -> None:
+    """Take a reversed boost's pin down now and audit it on the charge, next to its reversal: nothing
+    when the pin already expired (then no viewer sees it anyway)."""
+    reason = REVERSAL_EVENTS[(charge.kind, target)].event_type
+    pin = pins.unpin_boosted(session, settings, event_id=f"boost:{charge.charge_id}", reason=reason)
+    if pin is None:
+        return
+    audit(
+        session,
+        actor=charges.PROVIDER_ACTOR,
+        action="chat.unpinned",
+        entity=f"charge:{charge.charge_id}",
+        currency=charge.currency,
+        amount_before=pin.amount_minor,
+        amount_after=0,
+        status_before="pinned",
+        status_after=target,
+    )

@@ -17,10 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from ingest_node.audit import audit
-from ingest_node.deps import AdminDep, SessionDep, SettingsDep
+from ingest_node.deps import AdminDep, SessionDep, SettingsDep, StreamerDep
 from ingest_node.ingest import channel_game, channel_media
 from ingest_node.models import Channel
-from ingest_node.routes.interactive import StreamerDep
 from ingest_node.schemas import CHANNEL_ID_PATTERN, ChannelIn, ChannelOut
 from services.games import Game, GameError
 

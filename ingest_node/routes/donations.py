@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ingest_node import ledger
 from ingest_node.deps import MetricsDep, PaymentsDep, SessionDep, SettingsDep
+from ingest_node.idempotency import Digest
 from ingest_node.models import Donation, DonationStatus
 from ingest_node.money import challenges, donation_screen
 from ingest_node.money.donation_rules import fingerprint
@@ -34,8 +35,8 @@ REPLAY_HEADER = "Idempotent-Replayed"
 _KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
-def _replay(stored: ledger.StoredResponse, digest: str) -> JSONResponse:
-    if stored.request_hash != digest:
+def _replay(stored: ledger.StoredResponse, digest: Digest) -> JSONResponse:
+    if not digest.matches(stored.request_hash):
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "this Idempotency-Key was already used with a different request body",
@@ -114,7 +115,7 @@ def create_donation(
             session,
             settings,
             idempotency_key,
-            digest,
+            digest.value,
             body,
             held_reason=screened.held_reason,
             message=screened.message,

@@ -9,14 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 
 from ingest_node.deps import PaymentsDep, SessionDep, SettingsDep
-from ingest_node.money import charges, payer_checks, payments
 from ingest_node.money import gifts as node_gifts
+from ingest_node.money import payer_checks, payments
 from ingest_node.money.models import GiftPurchase
 from ingest_node.money.schemas import GiftIn, GiftOut
-from ingest_node.routes.money_http import idempotency_key, replay
+from ingest_node.routes.money_http import idempotency_key, open_once
 from services import gifts as catalogue
 
 router = APIRouter(prefix="/api/v1/gifts", tags=["gifts"])
@@ -36,39 +35,33 @@ def send_gift(
         item = catalogue.item(body.item_id)
     except catalogue.UnknownGift as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    stored_key, digest = f"api:{key}", charges.request_hash(body.model_dump(mode="json"))
+
+    def opener(stored_key: str, digest: str) -> node_gifts.Opened:
+        payer_checks.refuse_banned_recipient(session, body.channel_id, body.recipient_id)
+        payer_checks.refuse_flagged_payer(session, settings, body.sender_id)
+        return node_gifts.open_gift(
+            session,
+            key=stored_key,
+            digest=digest,
+            channel_id=body.channel_id,
+            item=item,
+            quantity=body.quantity,
+            sender_id=body.sender_id,
+            sender_name=body.sender_name,
+            recipient_id=body.recipient_id,
+            message=body.message,
+        )
+
     try:
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-            if previous is not None:
-                return replay(previous, digest)
-            payer_checks.refuse_banned_recipient(session, body.channel_id, body.recipient_id)
-            payer_checks.refuse_flagged_payer(session, settings, body.sender_id)
-            opened = node_gifts.open_gift(
-                session,
-                key=stored_key,
-                digest=digest,
-                channel_id=body.channel_id,
-                item=item,
-                quantity=body.quantity,
-                sender_id=body.sender_id,
-                sender_name=body.sender_name,
-                recipient_id=body.recipient_id,
-                message=body.message,
-            )
+        opened = open_once(session, key, body, opener)
     except LookupError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except payer_checks.RecipientBanned as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except payer_checks.PayerFlagged as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    except IntegrityError:
-        session.rollback()
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-        if previous is None:
-            raise
-        return replay(previous, digest)
+    if isinstance(opened, JSONResponse):
+        return opened
     gift, charge = opened.gift, opened.charge
     created = {**_out(gift).model_dump(mode="json"), "charge_id": charge.charge_id}
     done = payments.submit(

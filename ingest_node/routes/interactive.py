@@ -12,22 +12,18 @@ Who may call what:
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ingest_node.audit import audit
-from ingest_node.chat.models import ChatRole
-from ingest_node.deps import PaymentsDep, SessionDep, SettingsDep
+from ingest_node.deps import PaymentsDep, SessionDep, SettingsDep, StreamerDep
 from ingest_node.models import Channel, utcnow
-from ingest_node.money import alert_settings, challenges, charges, interactive, payments, widgets
+from ingest_node.money import alert_settings, challenges, interactive, payments, widgets
 from ingest_node.money.alerts import AlertHub
 from ingest_node.money.interactive import Refused
 from ingest_node.money.interactive_models import (
@@ -41,58 +37,16 @@ from ingest_node.money.interactive_models import (
 )
 from ingest_node.money.models import MoneyCharge
 from ingest_node.money.schemas import ChannelRef, Token, UserId
-from ingest_node.routes.money_http import idempotency_key, replay
+from ingest_node.routes.money_http import idempotency_key, open_once
 from services.chat.automod import Rule
-from services.chat.roles import Role
-from services.chat.tokens import TokenError
 from services.money import Currency
 from services.payments import PaymentRefused, PaymentServiceError
 from services.settings import Settings
 
 router = APIRouter(tags=["interactive"])
 KeyDep = Annotated[str, Depends(idempotency_key)]
-_bearer = HTTPBearer(auto_error=False)
 Amount = Annotated[StrictInt, Field(ge=1, le=10**12, description="integer minor units")]
 Title = Annotated[StrictStr, Field(min_length=1, max_length=200)]
-
-
-# ---- who is the streamer -----------------------------------------------------------------------------
-
-
-def streamer(
-    channel_id: str,
-    request: Request,
-    settings: SettingsDep,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The actor for the audit log: `admin`, or `user:<id>` of the channel's owner."""
-    if credentials is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "a bearer token is required", {"WWW-Authenticate": "Bearer"}
-        )
-    given = credentials.credentials
-    admin = settings.admin_token.get_secret_value()
-    if admin and hmac.compare_digest(given.encode(), admin.encode()):
-        actor = "admin"
-    else:
-        try:
-            claims = request.app.state.chat_tokens.verify(given)
-        except TokenError as exc:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED, exc.reason, {"WWW-Authenticate": "Bearer"}
-            ) from None
-        role = session.get(ChatRole, (channel_id, claims.user_id))
-        if session.get(Channel, channel_id) is not None and (role is None or role.role != Role.OWNER):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "only the channel's owner may do this")
-        actor = f"user:{claims.user_id}"
-    if session.get(Channel, channel_id) is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"channel {channel_id!r} does not exist")
-    session.rollback()  # the route opens its own transaction
-    return actor
-
-
-StreamerDep = Annotated[str, Depends(streamer)]
 
 
 def _refused(exc: Refused) -> HTTPException:
@@ -118,22 +72,12 @@ def _paid(
     payment_token: str,
 ) -> JSONResponse:
     """Commit the entity and its pending charge under the key, then ask the provider (payments.submit)."""
-    stored_key, digest = f"api:{key}", charges.request_hash(body.model_dump(mode="json"))
     try:
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-            if previous is not None:
-                return replay(previous, digest)
-            opened = opener(session, stored_key, digest)
+        opened = open_once(session, key, body, lambda k, d: opener(session, k, d))
     except Refused as exc:
         raise _refused(exc) from None
-    except IntegrityError:
-        session.rollback()
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-        if previous is None:
-            raise
-        return replay(previous, digest)
+    if isinstance(opened, JSONResponse):
+        return opened
     created, description = describe(opened)
     done = payments.submit(
         session,

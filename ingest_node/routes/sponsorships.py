@@ -18,7 +18,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 
 from ingest_node.deps import AdminDep, SessionDep, SettingsDep
-from ingest_node.money import charges
+from ingest_node.idempotency import request_digest
 from ingest_node.money import sponsorships as sp
 from ingest_node.routes.money_http import idempotency_key, replay_stored
 from ingest_node.schemas import CHANNEL_ID_PATTERN
@@ -116,7 +116,7 @@ def record_sponsorship(
     key: KeyDep,
 ) -> JSONResponse:
     """Record a sponsor's paid invoice; `sponsorship.paid` leaves through the outbox with its commit."""
-    digest = charges.request_hash({"channel_id": channel_id, **body.model_dump(mode="json")})
+    digest = request_digest(body, channel_id=channel_id)
     try:
         with session.begin():
             previous = sp.by_key(session, key)
@@ -137,7 +137,7 @@ def record_sponsorship(
                 actor=_actor(actor, body.recorded_by),
                 created_by=body.recorded_by or actor,
                 key=key,
-                digest=digest,
+                digest=digest.value,
             )
             answer = json.loads(row.response_body or "{}")
     except sp.UnknownChannel as exc:
@@ -176,7 +176,7 @@ def refund_sponsorship(
     key: KeyDep,
 ) -> JSONResponse:
     """Refund a paid sponsorship; `sponsorship.refunded` repeats its settlement time and amount."""
-    digest = charges.request_hash({"sponsorship_id": sponsorship_id, **body.model_dump(mode="json")})
+    digest = request_digest(body, sponsorship_id=sponsorship_id)
     try:
         with session.begin():
             previous = sp.by_refund_key(session, key)
@@ -190,7 +190,7 @@ def refund_sponsorship(
                 actor=_actor(actor, body.refunded_by),
                 refunded_by=body.refunded_by or actor,
                 key=key,
-                digest=digest,
+                digest=digest.value,
             )
             answer = json.loads(row.refund_response_body or "{}")
     except sp.UnknownSponsorship as exc:

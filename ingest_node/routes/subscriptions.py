@@ -15,14 +15,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from ingest_node.deps import AdminDep, PaymentsDep, SessionDep, SettingsDep
 from ingest_node.models import utcnow
-from ingest_node.money import charges, gift_batches, payer_checks, payments
+from ingest_node.money import gift_batches, payer_checks, payments
 from ingest_node.money import subscriptions as subs
-from ingest_node.money.models import Subscription
+from ingest_node.money.models import MoneyCharge, Subscription
 from ingest_node.money.schemas import (
     GiftSubscriptionIn,
     RandomGiftSubscriptionsIn,
@@ -30,13 +30,14 @@ from ingest_node.money.schemas import (
     SubscriptionOut,
     TierChangeIn,
 )
-from ingest_node.routes.money_http import idempotency_key, replay
+from ingest_node.routes.money_http import idempotency_key, open_once
 from services import subscriptions as rules
 from services.payments import PaymentClient
 from services.settings import Settings
 from services.subscriptions import Tier
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
+_Upgrade = tuple[Subscription, rules.Proration, MoneyCharge | None]  # what an upgrade opens
 KeyDep = Annotated[str, Depends(idempotency_key)]
 _bearer = HTTPBearer(auto_error=False)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -64,7 +65,7 @@ def _open(
     settings: Settings,
     client: PaymentClient,
     key: str,
-    body: dict[str, Any],
+    body: BaseModel,
     *,
     channel_id: str,
     subscriber_id: str,
@@ -72,25 +73,24 @@ def _open(
     payment_token: str,
     gifted_by: str | None,
 ) -> JSONResponse:
-    stored_key, digest = f"api:{key}", charges.request_hash(body)
+
+    def opener(stored_key: str, digest: str) -> subs.Opened:
+        if gifted_by is not None:
+            payer_checks.refuse_banned_recipient(session, channel_id, subscriber_id)
+        payer_checks.refuse_flagged_payer(session, settings, gifted_by or subscriber_id)
+        return subs.open_subscription(
+            session,
+            key=stored_key,
+            digest=digest,
+            channel_id=channel_id,
+            subscriber_id=subscriber_id,
+            tier=tier,
+            payment_token=payment_token,
+            gifted_by=gifted_by,
+        )
+
     try:
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-            if previous is not None:
-                return replay(previous, digest)
-            if gifted_by is not None:
-                payer_checks.refuse_banned_recipient(session, channel_id, subscriber_id)
-            payer_checks.refuse_flagged_payer(session, settings, gifted_by or subscriber_id)
-            opened = subs.open_subscription(
-                session,
-                key=stored_key,
-                digest=digest,
-                channel_id=channel_id,
-                subscriber_id=subscriber_id,
-                tier=tier,
-                payment_token=payment_token,
-                gifted_by=gifted_by,
-            )
+        opened = open_once(session, key, body, opener)
     except subs.NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except subs.Conflict as exc:
@@ -99,8 +99,8 @@ def _open(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except payer_checks.PayerFlagged as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    except IntegrityError:  # the same key committed concurrently
-        return _replay_raced(session, stored_key, digest)
+    if isinstance(opened, JSONResponse):
+        return opened
     sub, charge = opened.subscription, opened.charge
     created = {
         **out(sub).model_dump(mode="json"),
@@ -133,7 +133,7 @@ def subscribe(
         settings,
         client,
         key,
-        body.model_dump(mode="json"),
+        body,
         channel_id=body.channel_id,
         subscriber_id=body.subscriber_id,
         tier=body.tier,
@@ -156,7 +156,7 @@ def gift_subscription(
         settings,
         client,
         key,
-        body.model_dump(mode="json"),
+        body,
         channel_id=body.channel_id,
         subscriber_id=body.recipient_id,
         tier=body.tier,
@@ -182,32 +182,31 @@ def gift_random_subscriptions(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"count must be between 1 and {cap}, not {body.count}"
         )
-    stored_key, digest = f"api:{key}", charges.request_hash(body.model_dump(mode="json"))
+
+    def opener(stored_key: str, digest: str) -> gift_batches.Opened:
+        payer_checks.refuse_flagged_payer(session, settings, body.gifter_id)
+        return gift_batches.open_batch(
+            session,
+            key=stored_key,
+            digest=digest,
+            channel_id=body.channel_id,
+            gifter_id=body.gifter_id,
+            tier=body.tier,
+            count=body.count,
+            connected=_chat_users(request, body.channel_id),
+            presence_minutes=settings.gift_subs_presence_minutes,
+        )
+
     try:
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-            if previous is not None:
-                return replay(previous, digest)
-            payer_checks.refuse_flagged_payer(session, settings, body.gifter_id)
-            opened = gift_batches.open_batch(
-                session,
-                key=stored_key,
-                digest=digest,
-                channel_id=body.channel_id,
-                gifter_id=body.gifter_id,
-                tier=body.tier,
-                count=body.count,
-                connected=_chat_users(request, body.channel_id),
-                presence_minutes=settings.gift_subs_presence_minutes,
-            )
+        opened = open_once(session, key, body, opener)
     except subs.NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except gift_batches.NotEnoughViewers as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except payer_checks.PayerFlagged as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    except IntegrityError:
-        return _replay_raced(session, stored_key, digest)
+    if isinstance(opened, JSONResponse):
+        return opened
     charge = opened.charge
     created = {
         "charge_id": charge.charge_id,
@@ -235,16 +234,6 @@ def _chat_users(request: Request, channel_id: str) -> list[str]:
     """Signed-in viewers connected to the channel's chat socket on this node."""
     rooms = request.app.state.chat.hub.rooms
     return [conn.user_id for conn in list(rooms.get(channel_id, ())) if conn.user_id]
-
-
-def _replay_raced(session: Session, stored_key: str, digest: str) -> JSONResponse:
-    """The same key committed concurrently: answer what it stored (never a second charge)."""
-    session.rollback()
-    with session.begin():
-        previous = charges.by_key(session, stored_key)
-    if previous is None:
-        raise HTTPException(status.HTTP_409_CONFLICT, "a concurrent request conflicted; retry")
-    return replay(previous, digest)
 
 
 @router.post("/renewals/run")
@@ -315,35 +304,35 @@ def change_tier(
 ) -> JSONResponse:
     """Upgrade: the prorated difference is charged now (201, the tier changes when it settles).
     Downgrade: scheduled for the next renewal, nothing charged or credited (200)."""
-    stored_key = f"api:{key}"
-    digest = charges.request_hash({"subscription_id": subscription_id, **body.model_dump(mode="json")})
-    try:
-        with session.begin():
-            previous = charges.by_key(session, stored_key)
-            if previous is not None:
-                return replay(previous, digest)
-            sub = subs.locked(session, subscription_id)
-            subs.check_token(sub, auth.credentials if auth else None)
-            if body.tier == sub.tier:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT, f"the subscription is already {sub.tier}"
-                )
-            if not rules.is_upgrade(Tier(sub.tier), body.tier):
-                subs.downgrade(session, settings, sub, body.tier)
-                return JSONResponse({**out(sub).model_dump(mode="json"), "charged_minor": 0}, status_code=200)
-            if sub.payment_token is None:
-                raise subs.Conflict(
-                    "a gifted subscription has no payment method to charge; subscribe instead"
-                )
-            proration, charge = subs.open_upgrade(
-                session, settings, sub, body.tier, key=stored_key, digest=digest, now=utcnow()
+
+    def opener(stored_key: str, digest: str) -> _Upgrade | JSONResponse:
+        sub = subs.locked(session, subscription_id)
+        subs.check_token(sub, auth.credentials if auth else None)
+        if body.tier == sub.tier:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"the subscription is already {sub.tier}"
             )
+        if not rules.is_upgrade(Tier(sub.tier), body.tier):
+            subs.downgrade(session, settings, sub, body.tier)
+            return JSONResponse({**out(sub).model_dump(mode="json"), "charged_minor": 0}, status_code=200)
+        if sub.payment_token is None:
+            raise subs.Conflict("a gifted subscription has no payment method to charge; subscribe instead")
+        proration, charge = subs.open_upgrade(
+            session, settings, sub, body.tier, key=stored_key, digest=digest, now=utcnow()
+        )
+        return sub, proration, charge
+
+    try:
+        opened = open_once(session, key, body, opener, subscription_id=subscription_id)
     except subs.NotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except subs.Forbidden as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except subs.Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if isinstance(opened, JSONResponse):
+        return opened
+    sub, proration, charge = opened
     answer: dict[str, Any] = {
         **out(sub).model_dump(mode="json"),
         "upgrade_to": body.tier.value,

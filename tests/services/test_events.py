@@ -84,3 +84,31 @@ def test_every_event_type_belongs_to_a_known_topic() -> None:
     for topic in TOPICS:
         names = arrow_schema(topic).names
         assert names[0] == "event_id" and names[-2:] == ["kafka_partition", "kafka_offset"]
+
+
+def test_interactive_reversals_share_a_public_base_with_unchanged_schemas() -> None:
+    """`InteractiveReversal` is public (the node types its reversal table with it); renaming it from
+    `_InteractiveReversal` must not touch the wire: same event types, topic and payload fields."""
+    from services.events import (
+        BoostChargedBack,
+        BoostRefunded,
+        InteractiveReversal,
+        RequestChargedBack,
+        RequestRefunded,
+    )
+
+    common = {
+        "payment_id", "amount_minor", "currency", "settled_at", "reason",
+        "streamer_share_minor", "platform_fee_minor", "charge_id", "payer_id",
+    }  # fmt: skip
+    expected = {
+        BoostRefunded: ("boost.refunded", common | {"boost_id"}),
+        BoostChargedBack: ("boost.charged_back", common | {"boost_id"}),
+        RequestRefunded: ("request.refunded", common | {"request_id"}),
+        RequestChargedBack: ("request.charged_back", common | {"request_id"}),
+    }
+    for cls, (event_type, fields) in expected.items():
+        assert issubclass(cls, InteractiveReversal)
+        assert cls.event_type == event_type and PAYLOADS[event_type] is cls
+        assert cls.topic == "interactive"
+        assert set(cls.model_fields) == fields

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from ingest_node.chat.pins import pin_boosted
+from ingest_node.chat.pins import pin_boosted, unpin_boosted
 from services.settings import Settings
 from tests.conftest import free_port
 from tests.ingest_node.chat.chat_client import Client, command, set_role, token
@@ -137,3 +137,37 @@ def test_pins_and_donation_highlights_show_once_on_every_node(node_a: Node, node
     assert kinds == ["donation"]
     with Client(node_b, channel) as late:
         assert [p["id"] for p in late.wait(lambda f: f["type"] == "pins")["pins"]] == [pin.pin_id]
+
+
+def test_an_early_unpin_reaches_every_node_once(node_a: Node, node_b: Node) -> None:
+    """A reversed boost's pin (`unpin_boosted`, called by the money flow) comes down on every node's
+    sockets at once, from the `chat.unpinned` event, long before it would expire; a repeat is a no-op."""
+    channel, event_id = node_a.new_channel(), f"boost-{uuid.uuid4().hex}"
+    with Client(node_a, channel) as on_a, Client(node_b, channel) as on_b:
+        with node_a.sessions() as session, session.begin():
+            pin = pin_boosted(
+                session,
+                node_a.settings,
+                channel_id=channel,
+                user_id="payer",
+                display_name="Booster",
+                text="taken back soon",
+                amount_minor=30_000,
+                currency="RUB",
+                seconds=3600,
+                event_id=event_id,
+            )
+        for client in (on_a, on_b):
+            assert client.wait(lambda f: f["type"] == "pinned")["pin"]["id"] == pin.pin_id
+        with node_b.sessions() as session, session.begin():
+            shown = unpin_boosted(session, node_b.settings, event_id=event_id, reason="boost.charged_back")
+            assert shown is not None and shown.pin_id == pin.pin_id
+        with node_b.sessions() as session, session.begin():
+            assert unpin_boosted(session, node_b.settings, event_id=event_id, reason="again") is None
+            assert unpin_boosted(session, node_b.settings, event_id="no-such-pin", reason="x") is None
+        for client in (on_a, on_b):
+            assert client.wait(lambda f: f["type"] == "unpinned")["id"] == pin.pin_id
+            client.ping()
+            assert not [f for f in client.frames if f["type"] in ("pinned", "unpinned")]
+    with Client(node_a, channel) as late:
+        assert late.wait(lambda f: f["type"] == "pins")["pins"] == []

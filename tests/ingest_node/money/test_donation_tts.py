@@ -18,7 +18,9 @@ from alembic import command
 from websockets.sync.client import ClientConnection, connect
 
 from ingest_node.db import alembic_config, at_head, make_engine, migrate
+from ingest_node.idempotency import request_hash
 from ingest_node.money.alert_settings import AlertSettings, display
+from ingest_node.schemas import DonationIn
 from services.chat.automod import AutoMod, AutoModConfig
 from services.settings import Settings
 from tests.ingest_node.live_node import WAIT_SECONDS, Node, donate
@@ -143,6 +145,38 @@ def test_the_donors_choice_is_stored_and_carried_to_the_alert(node: Node) -> Non
     processed = {e["payload"]["donation_id"]: e for e in outbox_events(node, channel, "donation.processed")}
     assert created[quiet]["payload"]["tts"] is False and processed[quiet]["payload"]["tts"] is False
     assert created[loud]["payload"]["tts"] is True and processed[loud]["payload"]["tts"] is True
+
+
+@pytest.mark.db
+def test_a_retry_without_tts_replays_across_the_upgrade_and_an_opt_out_is_another_request(node: Node) -> None:
+    """The Idempotency-Key's hash is over what the client sent (ingest_node/idempotency.py): a request
+    written before `tts` existed hashes as it did then, so its retry replays; one that sends
+    `tts: false` under the same key is another request (422). A key stored by a node that still
+    hashed the parsed model with its defaults replays too."""
+    channel, key = node.new_channel(), f"tts-{uuid.uuid4().hex}"
+    first = donate(node, channel, key=key)  # an old client: no `tts` in the body
+    assert first.status_code == 201, first.text
+    stored = node.scalar("SELECT request_hash FROM idempotency_keys WHERE key = :k", k=key)
+    old_body = {
+        "channel_id": channel, "amount_minor": 150_000, "currency": "RUB", "message": "gg",
+        "donor_name": "viewer", "payment_token": "tok_success",
+    }  # fmt: skip
+    assert stored == request_hash(old_body)  # no `tts: true` (nor any other default) in it
+    retry = donate(node, channel, key=key)
+    assert retry.status_code == 201 and retry.headers.get("Idempotent-Replayed") == "true"
+    assert retry.json() == first.json()
+    opted_out = donate(node, channel, key=key, tts=False)
+    assert opted_out.status_code == 422 and "different request" in opted_out.json()["detail"]
+
+    legacy = request_hash(DonationIn.model_validate(old_body).model_dump(mode="json"))
+    with node.sessions() as session, session.begin():
+        session.execute(
+            sa.text("UPDATE idempotency_keys SET request_hash = :h WHERE key = :k"), {"h": legacy, "k": key}
+        )
+    across = donate(node, channel, key=key)
+    assert across.status_code == 201 and across.headers.get("Idempotent-Replayed") == "true"
+    assert donate(node, channel, key=key, tts=False).status_code == 422
+    assert node.scalar("SELECT count(*) FROM donations WHERE channel_id = :c", c=channel) == 1
 
 
 @pytest.mark.db

@@ -8,7 +8,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from ingest_node.idempotency import request_hash
+from ingest_node.routes.interactive import BoostIn
 from tests.ingest_node.live_node import Node, donate
 from tests.ingest_node.money.interactive_helpers import (
     call,
@@ -254,6 +257,30 @@ def test_boost_idempotency_key_replays(node: Node) -> None:
     assert post(node, "/api/v1/boosts", boost_body(channel, message="other"), key=key).status_code == 422
     assert node.scalar("SELECT count(*) FROM boosted_messages WHERE channel_id = :c", c=channel) == 1
     assert call(node, "GET", f"/api/v1/boosts/{uuid.uuid4()}").status_code == 404
+
+
+def test_a_boost_key_stored_by_the_old_hash_rule_still_replays(node: Node) -> None:
+    """Charges store the hash of what the client sent (ingest_node/idempotency.py); a key stored while
+    the hash was over the parsed model with its defaults (`display_name: null`, `user_id: null`) still
+    replays its answer, and another body under it is still refused."""
+    channel = node.new_channel()
+    key = f"boost-{uuid.uuid4().hex}"
+    body = boost_body(channel)
+    first = post(node, "/api/v1/boosts", body, key=key)
+    assert first.status_code == 201, first.text
+    legacy = request_hash(BoostIn.model_validate(body).model_dump(mode="json"))
+    assert legacy != node.scalar(
+        "SELECT request_hash FROM money_charges WHERE idempotency_key = :k", k=f"api:{key}"
+    )
+    with node.sessions() as session, session.begin():
+        session.execute(
+            sa.text("UPDATE money_charges SET request_hash = :h WHERE idempotency_key = :k"),
+            {"h": legacy, "k": f"api:{key}"},
+        )
+    again = post(node, "/api/v1/boosts", body, key=key)
+    assert again.status_code == 201 and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json()["boost_id"] == first.json()["boost_id"]
+    assert post(node, "/api/v1/boosts", boost_body(channel, message="other"), key=key).status_code == 422
 
 
 # ---- challenges and moments ------------------------------------------------------------------------

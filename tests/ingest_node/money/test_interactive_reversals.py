@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.ingest_node.live_node import Node, signed_webhook
+from tests.ingest_node.chat.chat_client import Client
+from tests.ingest_node.live_node import WAIT_SECONDS, Node, signed_webhook
 from tests.ingest_node.money.interactive_helpers import (
     call,
     channel_with_owner,
@@ -158,6 +160,7 @@ def test_a_charged_back_boost_flags_the_payer_whose_next_boost_and_request_are_r
         "charge.boost.succeeded:0>30000",
         "charge.boost.charged_back:30000>0",
         "payer.flagged:30000>0",
+        "chat.unpinned:30000>0",
     ]
     assert _flags(node, charge_id) == ["user"]
 
@@ -190,6 +193,44 @@ def test_a_replayed_boost_reversal_webhook_emits_nothing_new(node: Node) -> None
     assert _only(node, channel, "boost.charged_back")["payload"]["reason"] == "fraudulent"
     assert _flags(node, charge_id) == ["user"]
     assert _audit(node, charge_id).count("payer.flagged:30000>0") == 1
+
+
+@pytest.mark.parametrize(
+    ("webhook", "status"), [("payment.charged_back", "charged_back"), ("payment.refunded", "refunded")]
+)
+def test_a_reversed_boost_is_unpinned_for_viewers_at_once(node: Node, webhook: str, status: str) -> None:
+    """The pin comes down when the money is taken back, not when its paid time runs out: watchers get
+    `unpinned` while the pin would still be showing, joiners and the pins list no longer see it, and the
+    unpin is an event and an audit row on the charge, once."""
+    assert node.app.state.chat_fanout.ready.wait(WAIT_SECONDS)
+    channel, payer = node.new_channel(), _user("up")
+    with Client(node, channel) as watcher:
+        assert watcher.wait(lambda f: f["type"] == "pins")["pins"] == []
+        boost_id = _boost(node, channel, user_id=payer)
+        pin = watcher.wait(lambda f: f["type"] == "pinned")["pin"]
+        assert pin["text"] == "Привет!"
+        charge_id = _charge_of(node, "boosted_messages", "boost_id", boost_id)
+        reversal = _webhook(node, charge_id, webhook, reason="disputed")
+        assert _send(node, reversal).json()["status"] == "applied"
+        assert watcher.wait(lambda f: f["type"] == "unpinned")["id"] == pin["id"]
+        assert datetime.now(UTC) < datetime.fromisoformat(pin["expires_at"])  # early, not the expiry
+        assert _send(node, reversal).json()["status"] == "duplicate"
+        with Client(node, channel) as late:
+            assert late.wait(lambda f: f["type"] == "pins")["pins"] == []
+        watcher.ping()
+        assert not [f for f in watcher.frames if f["type"] in ("pinned", "unpinned")]  # sent once
+    assert wait_json(node, f"/api/v1/boosts/{boost_id}", lambda b: True)["status"] == status
+    with node.client() as http:
+        assert http.get(f"/api/v1/chat/{channel}/pins").json()["pins"] == []
+    unpinned = _only(node, channel, "chat.unpinned")
+    assert unpinned["payload"] == {
+        "pin_id": pin["id"],
+        "source_event_id": f"boost:{charge_id}",
+        "reason": f"boost.{status}",
+    }
+    trail = _audit(node, charge_id)
+    assert trail[-1] == "chat.unpinned:30000>0" and trail.count("chat.unpinned:30000>0") == 1
+    assert f"charge.boost.{status}:30000>0" in trail
 
 
 # ---- requests ----------------------------------------------------------------------------------------
