@@ -6,12 +6,15 @@ gather the lake's settled donations (with the edge's fingerprints) and reversals
 file under the marts root: `MARTS/fraud_model/<version>/model.joblib` with `metrics.json` beside it, and
 `MARTS/fraud_model/current.json` naming the version the scores use (replaced atomically). The version is
 a hash of the training data and parameters, so retraining on the same data rewrites the same model.
+
+Labels are chargebacks and moderators' review decisions (`services.fraud_reviews`); `fraud_model` says
+which wins when they disagree and how the time-split evaluation keeps later decisions out of training.
 """
 
 import json
 import math
 import os
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,22 @@ from services.fraud_features import (
     empty_donations,
     with_rub_value,
 )
-from services.fraud_model import FraudModel, ModelParams, TrainingError, evaluate, score, train
+from services.fraud_model import (
+    FraudModel,
+    ModelParams,
+    TrainingError,
+    evaluate,
+    score,
+    split_day,
+    train,
+)
+from services.fraud_reviews import (
+    FraudReviewStore,
+    Review,
+    ReviewError,
+    latest,
+    with_review_labels,
+)
 from services.fx import FxTable
 from services.lake import mart_dir, mart_partition_path, partition_dir, tmp_path, topic_glob
 from services.marts import (
@@ -92,7 +110,16 @@ SCORES_SCHEMA = pa.schema(
         pa.field("model_kind", pa.string(), nullable=False),
     ]
 )
-REVIEW_SCHEMA = pa.schema([pa.field("day", pa.date32(), nullable=False), *SCORES_SCHEMA])
+# The decision in force when the queue was built (null: undecided); the page reads live decisions itself.
+REVIEW_SCHEMA = pa.schema(
+    [
+        pa.field("day", pa.date32(), nullable=False),
+        *SCORES_SCHEMA,
+        pa.field("decision", pa.string()),
+        pa.field("decided_by", pa.string()),
+        pa.field("decided_at", _TS),
+    ]
+)
 
 
 class FraudResource(dg.ConfigurableResource):
@@ -103,6 +130,16 @@ class FraudResource(dg.ConfigurableResource):
     velocity_max_small: int
     velocity_small_minor: int
     velocity_window_seconds: int
+    #: The review decisions log (`Settings.fraud_reviews_path`: EFIR_FRAUD_REVIEWS_FILE or DATA_DIR's).
+    reviews_file: str
+
+    def reviews(self) -> list[Review]:
+        """Every recorded review decision, oldest first; an unreadable log fails the run clearly."""
+        path = Path(self.reviews_file)
+        try:
+            return FraudReviewStore(path).history()
+        except ReviewError as exc:
+            raise dg.Failure(description=str(exc)) from exc
 
     @property
     def rules(self) -> VelocityRules:
@@ -120,6 +157,7 @@ class FraudResource(dg.ConfigurableResource):
             velocity_max_small=settings.donation_velocity_max_small,
             velocity_small_minor=settings.donation_velocity_small_minor,
             velocity_window_seconds=settings.donation_velocity_window_seconds,
+            reviews_file=str(settings.fraud_reviews_path),
         )
 
 
@@ -298,7 +336,16 @@ def _finite(value: float) -> float | None:
 def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) -> dg.MaterializeResult:
     """The chargeback model over every day of features: supervised (calibrated logistic regression) when
     the lake holds enough chargebacks, an isolation forest otherwise; evaluated on a time split (the last
-    30% of the days) against the edge's rules, then refitted on all days and stored under its version."""
+    30% of the days) against the edge's rules, then refitted on all days and stored under its version.
+
+    Labels, by precedence: a moderator's latest review decision on the donation (`fraud` 1, `legitimate`
+    0) wins; a donation nobody decided is 1 when it was charged back, else 0. A decision overrides only
+    its own donation. The evaluation stays honest about time: its training days learn only from
+    decisions recorded before the holdout's first day (00:00 UTC), since a later decision is knowledge
+    the model deployed at the split could not have had (and reviewers may have seen holdout-period
+    scores); the holdout is graded on chargebacks alone, because decisions exist only for donations a
+    model queued, and grading on them would reward the model for its own selection. The deployed model
+    is then refitted on every day with every decision."""
     params = ModelParams()
     files = mart_files(marts.path, FRAUD_FEATURES_MART, None)
     con = duckdb.connect()
@@ -317,15 +364,29 @@ def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) 
     features = features.with_columns(
         pl.col("occurred_at").dt.cast_time_unit("us").dt.convert_time_zone("UTC")
     ).sort("occurred_at", "donation_id")
-    labels = chargeback_labels(features, charged_back_donations(lake.path))
+    chargebacks = chargeback_labels(features, charged_back_donations(lake.path))
+    reviews = fraud.reviews()
+    decisions = latest(reviews)
+    labels = with_review_labels(features["donation_id"], chargebacks, decisions)
     evaluation: dict[str, Any] | None
     reason = ""
     try:
-        evaluation = evaluate(features, labels, threshold=fraud.review_threshold, params=params).as_dict()
+        split_at = datetime.combine(split_day(features), time(), UTC)
+        known = latest(reviews, before=split_at)
+        evaluation = evaluate(
+            features,
+            chargebacks,
+            threshold=fraud.review_threshold,
+            params=params,
+            train_labels=with_review_labels(features["donation_id"], chargebacks, known),
+        ).as_dict()
+        evaluation["train_review_labels"] = int(features["donation_id"].is_in(list(known)).sum())
     except TrainingError as exc:  # one day of data: no honest holdout yet
         evaluation = None
         reason = str(exc)
     model = train(features, labels, params)
+    review_labels = int(features["donation_id"].is_in(list(decisions)).sum())
+    overridden = int((labels != chargebacks.cast(pl.Int8)).sum())
     folder = model_dir(marts.path) / model.version
     folder.mkdir(parents=True, exist_ok=True)
     summary = {
@@ -333,6 +394,8 @@ def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) 
         "kind": model.kind,
         "train_rows": model.train_rows,
         "train_positives": model.train_positives,
+        "review_labels": review_labels,
+        "review_overrides": overridden,
         "params": model.params,
         "evaluation": evaluation,
     }
@@ -345,6 +408,8 @@ def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) 
         "kind": model.kind,
         "train_rows": model.train_rows,
         "train_positives": model.train_positives,
+        "review_labels": review_labels,
+        "review_overrides": overridden,
         "path": dg.MetadataValue.path(str(folder / MODEL_FILE)),
     }
     if evaluation is not None:
@@ -464,16 +529,39 @@ def fraud_review_queue(
     context: dg.AssetExecutionContext, marts: MartsResource, fraud: FraudResource
 ) -> dg.MaterializeResult:
     """The day's donations whose score reaches the review threshold (EFIR_FRAUD_REVIEW_THRESHOLD),
-    highest first, with their reasons: what moderators look at."""
+    highest first, with their reasons: what moderators look at. Decided donations stay in the queue with
+    the decision in force at the build (`decision`, `decided_by`, `decided_at`; null while undecided), so
+    the day's queue stays whole for the audit; the page reads newer decisions from the log itself."""
     day = partition_day(context.partition_key)
+    decisions = pa.Table.from_pylist(
+        [
+            {
+                "donation_id": r.donation_id,
+                "decision": r.decision,
+                "decided_by": r.reviewer,
+                "decided_at": r.decided_at,
+            }
+            for r in latest(fraud.reviews()).values()
+        ],
+        schema=pa.schema(
+            [
+                ("donation_id", pa.string()),
+                ("decision", pa.string()),
+                ("decided_by", pa.string()),
+                ("decided_at", _TS),
+            ]
+        ),
+    )
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.read_parquet(mart_files(marts.path, FRAUD_SCORES_MART, day), hive_partitioning=False).create_view(
             "part"
         )
+        con.register("decisions", decisions)
         queued = con.sql(
-            "SELECT $day::DATE AS day, * FROM part WHERE score >= $threshold "
+            "SELECT $day::DATE AS day, part.*, d.decision, d.decided_by, d.decided_at "
+            "FROM part LEFT JOIN decisions d USING (donation_id) WHERE score >= $threshold "
             "ORDER BY score DESC, donation_id",
             params={"day": day, "threshold": fraud.review_threshold},
         ).to_arrow_table()
@@ -486,6 +574,7 @@ def fraud_review_queue(
             "path": dg.MetadataValue.path(str(path)),
             "dagster/row_count": table.num_rows,
             "threshold": fraud.review_threshold,
+            "decided": table.num_rows - table.column("decision").null_count,
         }
     )
 

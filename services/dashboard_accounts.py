@@ -15,7 +15,6 @@ an opaque token carried in the URL and how it is kept safe.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -28,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, get_args
+
+from services.file_lock import exclusive
 
 Role = Literal["streamer", "finance", "moderator"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -135,14 +136,8 @@ class AccountStore:
     def _locked(self) -> Iterator[None]:
         """Hold the store's lock file for a read-modify-write: every browser session of the dashboards
         and `efir accounts` write this one file, and none may lose another's change."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.path.with_name(self.path.name + ".lock")
-        fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive(self.path):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
     def _save(self, accounts: Entries, sessions: Entries | None = None) -> None:
         """Write a temporary file then rename it, so a crash never leaves a half-written store (the

@@ -22,6 +22,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Literal
 
 import numpy as np
@@ -241,14 +242,21 @@ class Evaluation:
         }
 
 
-def time_split(features: pl.DataFrame, holdout_share: float = 0.3) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Earlier days for training, the last `holdout_share` of the days for the holdout (whole days, so
-    no day's donations sit on both sides); needs at least two days."""
+def split_day(features: pl.DataFrame, holdout_share: float = 0.3) -> date:
+    """The first day of the holdout: the last `holdout_share` of the days with donations (at least one);
+    needs at least two days."""
     days = features["occurred_at"].dt.date().unique().sort()
     if len(days) < 2:
         raise TrainingError("a time split needs donations on at least two days")
     held = max(1, round(len(days) * holdout_share))
-    cut = days[len(days) - held]
+    cut: date = days[len(days) - held]
+    return cut
+
+
+def time_split(features: pl.DataFrame, holdout_share: float = 0.3) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Earlier days for training, the last `holdout_share` of the days for the holdout (whole days, so
+    no day's donations sit on both sides); needs at least two days."""
+    cut = split_day(features, holdout_share)
     day = pl.col("occurred_at").dt.date()
     return features.filter(day < cut), features.filter(day >= cut)
 
@@ -260,11 +268,17 @@ def evaluate(
     threshold: float,
     params: ModelParams | None = None,
     holdout_share: float = 0.3,
+    train_labels: pl.Series | None = None,
 ) -> Evaluation:
-    """Train on the earlier days, score the holdout, and compare with the rules on the same rows."""
-    labelled = features.with_columns(labels.alias("label"))
+    """Train on the earlier days, score the holdout, and compare with the rules on the same rows.
+
+    `labels` grade the holdout; `train_labels` (same rows, default `labels`) are what the training days
+    learn from, so a caller can train on labels known before the split and grade on other ones."""
+    labelled = features.with_columns(
+        labels.alias("label"), (labels if train_labels is None else train_labels).alias("train_label")
+    )
     train_part, holdout = time_split(labelled, holdout_share)
-    model = train(train_part, train_part["label"], params)
+    model = train(train_part, train_part["train_label"], params)
     y = holdout["label"].to_numpy().astype(np.int8)
     scores, _ = score(model, holdout)
     rule_scores = holdout["rules_flag"].is_not_null().cast(pl.Float64).to_numpy()

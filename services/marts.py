@@ -8,6 +8,7 @@ marts say. Every amount stays in integer minor units; formatting is the caller's
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -329,17 +330,21 @@ def review_days(marts: Path) -> list[date]:
     return sorted(seen, reverse=True)
 
 
-def review_queue(marts: Path, day: date | None = None, limit: int = 200) -> list[QueuedDonation]:
-    """The queue of `day` (every day when None), highest score first. The donor is the name they gave,
-    else their account, else "anonymous"."""
+def review_queue(
+    marts: Path, day: date | None = None, limit: int = 200, exclude: Collection[str] = ()
+) -> list[QueuedDonation]:
+    """The queue of `day` (every day when None), highest score first, without the donations in `exclude`
+    (the decided ones, when the page shows only undecided: the limit then counts undecided ones). The
+    donor is the name they gave, else their account, else "anonymous"."""
     rows = _query(
         marts,
         FRAUD_REVIEW_MART,
         "SELECT day, occurred_at, donation_id, channel_id, "
         "coalesce(donor_name, user_id, 'anonymous'), amount_minor, currency, gross_rub_minor, score, "
-        "reasons, rules_flag, model_version FROM mart WHERE $day IS NULL OR day = $day "
+        "reasons, rules_flag, model_version FROM mart WHERE ($day IS NULL OR day = $day) "
+        "AND NOT list_contains($exclude::VARCHAR[], donation_id) "
         "ORDER BY score DESC, occurred_at DESC, donation_id LIMIT $limit",
-        {"day": day, "limit": limit},
+        {"day": day, "limit": limit, "exclude": sorted(exclude)},
     )
     return [
         QueuedDonation(

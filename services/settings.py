@@ -149,7 +149,9 @@ class Settings(BaseSettings):
         description="Deliver chat other nodes accepted (from the `chat` topic) to this node's sockets.",
     )
     chat_social_url: str | None = Field(
-        None, description="Base URL of the platform's social service (friends); empty: no friend highlights."
+        None,
+        description="Base URL of the platform's social service (friends); empty: no friend highlights "
+        "and an empty `social_graph` (recommendations without friends).",
     )
     chat_social_token: SecretStr = Field(
         SecretStr(""), description="Service token the node sends to the social service (Bearer)."
@@ -159,6 +161,15 @@ class Settings(BaseSettings):
     )
     chat_friends_cache_seconds: float = Field(
         60.0, ge=0, description="How long a viewer's friend list from the social service is reused."
+    )
+    social_graph_max_users: int = Field(
+        50_000,
+        ge=0,
+        description="Most viewers whose friends the `social_graph` asset asks the social service for per "
+        "day (the most-watching first).",
+    )
+    social_graph_timeout_seconds: float = Field(
+        5.0, gt=0, description="Longest wait for one friends answer in the `social_graph` batch."
     )
     rtmp_enabled: bool = Field(
         False, description="Run the RTMP ingest server inside the node (`efir up` turns it on)."
@@ -188,6 +199,13 @@ class Settings(BaseSettings):
     )
     stream_worker_stall_seconds: float = Field(
         20.0, description="A stream worker that writes no segment for this long is killed (and restarted)."
+    )
+    stream_worker_spares: int = Field(
+        1,
+        ge=0,
+        le=4,
+        description="Stream workers kept started ahead (PyAV imported) for the next stream: a faster first "
+        "segment for one idle process each; 0 disables.",
     )
     recordings_url: str = Field(
         "",
@@ -228,6 +246,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Days of earlier donations the fraud features look back over (velocity, history).",
     )
+    fraud_reviews_file: Path | None = Field(
+        None,
+        description="Moderators' fraud review decisions (append-only audit log, also the model's labels); "
+        "empty means DATA_DIR/fraud_reviews.jsonl.",
+    )
     dashboard_session_hours: float = Field(
         12.0,
         gt=0,
@@ -254,6 +277,11 @@ class Settings(BaseSettings):
     @property
     def dashboard_accounts_path(self) -> Path:
         return self.dashboard_accounts_file or self.data_dir / "accounts.json"
+
+    @property
+    def fraud_reviews_path(self) -> Path:
+        # Beside the accounts file, not under the marts: marts are rebuilt from the lake, this log is not.
+        return self.fraud_reviews_file or self.data_dir / "fraud_reviews.jsonl"
 
     @property
     def marts_root(self) -> Path:

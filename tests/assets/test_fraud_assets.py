@@ -38,6 +38,7 @@ from assets.fraud import (
 from assets.resources import LakeResource, MartsResource
 from services.events import DonationProcessed, Envelope
 from services.fraud_patterns import charged_back_ids, labelled_donations
+from services.fraud_reviews import FraudReviewStore
 from services.lake import mart_partition_path
 from services.marts import FRAUD_FEATURES_MART, FRAUD_REVIEW_MART, FRAUD_SCORES_MART, review_queue
 from tests.fixture_lake import land
@@ -66,6 +67,7 @@ def resources(lake: Path, marts: Path, threshold: float = THRESHOLD) -> dict[str
             velocity_max_small=5,
             velocity_small_minor=5_000,
             velocity_window_seconds=600,
+            reviews_file=str(marts.parent / "fraud_reviews.jsonl"),
         ),
     }
 
@@ -239,3 +241,69 @@ def test_a_day_without_settled_donations_gives_empty_features(lake: Path, tmp_pa
     assert checks(result) == {EVENT_ID_UNIQUE: True, FEATURES_ONE_ROW_PER_DONATION: True}
     table = pq.read_table(mart_partition_path(marts, FRAUD_FEATURES_MART, date.fromisoformat(quiet)))
     assert table.num_rows == 0 and table.schema.names[:2] == ["donation_id", "occurred_at"]
+
+
+def test_review_decisions_are_labels_without_leaking_past_the_split_and_the_queue_shows_them(
+    built: tuple[Path, Path, dict[str, object]], tmp_path: Path, events: list[Envelope]
+) -> None:
+    """A reviewer's `fraud` makes a clean donation a positive and `legitimate` a charged-back one a
+    negative; the evaluation's training learns only from decisions made before the holdout's first day and
+    grades the holdout on chargebacks alone; the queue carries the decision in force."""
+    lake, built_marts, metadata = built
+    marts = tmp_path / "marts"
+    shutil.copytree(built_marts, marts)
+    before = json.loads((model_dir(marts) / str(metadata["version"]) / "metrics.json").read_text())
+    charged = charged_back_ids(events)
+    first_day = pq.read_table(mart_partition_path(marts, FRAUD_FEATURES_MART, DAYS[0])).to_pylist()
+    clean = [r["donation_id"] for r in first_day if r["donation_id"] not in charged]
+    queued = [r.donation_id for r in review_queue(marts, DAYS[0]) if r.donation_id in charged]
+    held_out = [
+        r["donation_id"]
+        for r in pq.read_table(mart_partition_path(marts, FRAUD_FEATURES_MART, DAYS[2])).to_pylist()
+        if r["donation_id"] not in charged
+    ]
+    split_at = datetime.combine(DAYS[2], datetime.min.time(), UTC)  # 3 days: the holdout is the last one
+    store = FraudReviewStore(marts.parent / "fraud_reviews.jsonl")
+    known, late = split_at - timedelta(hours=1), split_at + timedelta(hours=1)
+    store.record(clean[0], "fraud", reviewer="mila", role="moderator", at=known)
+    store.record(clean[1], "fraud", reviewer="mila", role="moderator", at=known)
+    store.record(queued[0], "legitimate", reviewer="olga", role="finance", note="bank confirmed", at=known)
+    store.record(clean[2], "fraud", reviewer="mila", role="moderator", at=late)  # after the split
+    store.record(held_out[0], "fraud", reviewer="mila", role="moderator", at=late)  # a holdout donation
+    store.record(clean[3], "fraud", reviewer="mila", role="moderator", at=known)
+    store.record(clean[3], "legitimate", reviewer="olga", role="finance", at=late)  # superseded: clean again
+
+    got = dg.materialize([fraud_model], resources=resources(lake, marts))  # type: ignore[arg-type]
+    (mat,) = got.get_asset_materialization_events()
+    meta = {k: v.value for k, v in mat.materialization.metadata.items()}
+    # The deployed model learns from every decision in force: +3 fraud on clean donations, -1 legitimate.
+    assert meta["review_labels"] == 6 and meta["review_overrides"] == 5
+    assert meta["train_positives"] == metadata["train_positives"] + 3  # type: ignore[operator]
+    assert meta["version"] != metadata["version"]  # new labels, new model
+    summary = json.loads((model_dir(marts) / str(meta["version"]) / "metrics.json").read_text())
+    evaluation = summary["evaluation"]
+    # The evaluation's training saw only the decisions made before the split (clean[3] was then fraud)...
+    assert evaluation["train_review_labels"] == 4
+    assert evaluation["train_positives"] == before["evaluation"]["train_positives"] + 3 - 1
+    # ...and the holdout is graded on chargebacks only: the reviewer's fraud on a holdout donation is not.
+    assert evaluation["holdout_positives"] == before["evaluation"]["holdout_positives"]
+    assert evaluation["split_at"] == DAYS[2].isoformat()
+
+    result = dg.materialize(
+        [fraud_review_queue, fraud_queued_have_reasons, fraud_queue_above_threshold],
+        partition_key=DAYS[0].isoformat(),
+        resources=resources(lake, marts),  # type: ignore[arg-type]
+    )
+    assert checks(result) == {QUEUED_HAVE_REASONS: True, QUEUE_ABOVE_THRESHOLD: True}
+    rows = pq.read_table(mart_partition_path(marts, FRAUD_REVIEW_MART, DAYS[0])).to_pylist()
+    decided = {
+        r["donation_id"]: (r["decision"], r["decided_by"], r["decided_at"]) for r in rows if r["decision"]
+    }
+    assert decided[queued[0]] == ("legitimate", "olga", known)
+    assert all(r["decided_by"] is None and r["decided_at"] is None for r in rows if not r["decision"])
+    # The mart keeps its earlier columns, in order, and adds the decision after them.
+    assert pq.read_schema(mart_partition_path(marts, FRAUD_REVIEW_MART, DAYS[0])).names[-3:] == [
+        "decision",
+        "decided_by",
+        "decided_at",
+    ]

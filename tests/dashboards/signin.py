@@ -24,6 +24,11 @@ def sign_in(app: AppTest, username: str, password: str = PASSWORD) -> AppTest:
     return app.button[0].click().run()
 
 
+def reviews_file(marts_dir: Path) -> Path:
+    """Where a signed-in test app's fraud review decisions go: beside its marts, inside the test's tmp."""
+    return marts_dir.parent / "fraud_reviews.jsonl"
+
+
 def signed_in_app(
     monkeypatch: pytest.MonkeyPatch,
     marts_dir: Path,
@@ -38,6 +43,7 @@ def signed_in_app(
     add_account(accounts, username, role, channels)
     monkeypatch.setenv("EFIR_DASHBOARD_ACCOUNTS_FILE", str(accounts))
     monkeypatch.setenv("EFIR_MARTS_DIR", str(marts_dir))
+    monkeypatch.setenv("EFIR_FRAUD_REVIEWS_FILE", str(reviews_file(marts_dir)))
     app = sign_in(AppTest.from_file(str(APP), default_timeout=60).run(), username)
     assert not app.exception, app.exception
     if page is not None:

@@ -1,6 +1,7 @@
 """The moderation page over a `fraud_review_queue` mart in the assets' own schema: score, reasons, donor
 and amount, per day; the model's holdout metrics above; for finance and moderators only, a moderator seeing
-nothing else."""
+nothing else. Reviewers record decisions into the real decisions log and see them (and who made them) in
+the table, undecided donations only by default."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from assets.fraud import REVIEW_SCHEMA
 from assets.mart_files import write_mart_partition
 from dashboards.auth import NOT_GRANTED, STATE_KEY
 from services.dashboard_accounts import Principal
+from services.fraud_reviews import FraudReviewStore
 from services.lake import mart_dir
 from services.marts import FRAUD_MODEL_DIR, FRAUD_MODEL_METRICS, FRAUD_MODEL_POINTER, FRAUD_REVIEW_MART
-from tests.dashboards.signin import signed_in_app
+from tests.dashboards.signin import reviews_file, signed_in_app
 
 PAGE = Path(__file__).resolve().parents[2] / "dashboards" / "pages" / "moderation.py"
 EMPTY_STATE = (
@@ -98,7 +100,7 @@ def test_queue_shows_scores_reasons_donor_and_amount_highest_first(
 ) -> None:
     app = open_page(monkeypatch, marts)
     assert app.selectbox(key="day").options == ["2026-11-27", "2026-11-26", "All days"]
-    assert [m.value for m in app.metric] == ["2", "2 413.64 RUB", "0.97"]
+    assert [m.value for m in app.metric] == ["2", "2", "2 413.64 RUB", "0.97"]
     rows = app.dataframe[0].value.to_dict("records")
     assert [(r["Score"], r["Donor"], r["Amount"], r["In RUB"], r["Edge rule"]) for r in rows] == [
         (0.97, "NightOwl", "30.00 USD", "2 403.64 RUB", ""),
@@ -114,7 +116,7 @@ def test_queue_shows_scores_reasons_donor_and_amount_highest_first(
 def test_a_day_with_nothing_queued_says_so(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
     app = open_page(monkeypatch, marts)
     app.selectbox(key="day").select("2026-11-26").run()
-    assert [m.value for m in app.metric] == ["0", "0.00 RUB", "0.00"]
+    assert [m.value for m in app.metric] == ["0", "0", "0.00 RUB", "0.00"]
     assert [i.value for i in app.info] == [NOTHING_QUEUED]
     assert not app.dataframe
 
@@ -137,7 +139,8 @@ def test_a_streamer_cannot_open_the_queue(monkeypatch: pytest.MonkeyPatch, marts
         app.switch_page("pages/moderation.py")
     page = run_page_as(PAGE, Principal("alpha-owner", "streamer", ("alpha",)))
     assert [e.value for e in page.error] == [NOT_GRANTED.format(role="streamer")]
-    assert not page.dataframe and not page.metric
+    assert not page.dataframe and not page.metric and not page.radio and not page.button
+    assert FraudReviewStore(reviews_file(marts)).history() == []
 
 
 def test_a_moderator_lands_on_the_queue_of_every_channel_and_sees_nothing_else(
@@ -172,3 +175,112 @@ def test_a_moderator_reaching_finance_or_revenue_pages_directly_is_refused(
         page = run_page_as(PAGE.parent / name, mila)
         assert [e.value for e in page.error] == [NOT_GRANTED.format(role="moderator")], name
         assert not page.dataframe and not page.metric and not page.title, name
+
+
+# ---- recording decisions ----------------------------------------------------------------------------
+
+RECORD = "Record decision"
+
+
+def decide(app: AppTest, donation: str, verdict: str | None, note: str = "") -> AppTest:
+    """Fill the page's decision form and submit it."""
+    app.selectbox(key="review_donation").select(donation)
+    if verdict is not None:
+        app.radio(key="review_decision").set_value(verdict)
+    app.text_area(key="review_note").input(note)
+    next(b for b in app.button if b.label == RECORD).click().run()
+    assert not app.exception, app.exception
+    return app
+
+
+def table(app: AppTest) -> list[dict[str, object]]:
+    records: list[dict[str, object]] = app.dataframe[0].value.to_dict("records")
+    return records
+
+
+def test_a_moderator_records_a_decision_that_is_persisted_and_shown(
+    monkeypatch: pytest.MonkeyPatch, marts: Path
+) -> None:
+    app = signed_in_app(monkeypatch, marts, role="moderator", username="mila")
+    assert app.checkbox(key="undecided_only").value is True
+    assert (
+        app.selectbox(key="review_donation").options[0].startswith("d-high · alpha · NightOwl · score 0.97")
+    )
+    decide(app, "d-high", "Fraud", note="  new account,\n large USD amount at night ")
+
+    assert [s.value for s in app.success] == ["Recorded: donation d-high is fraud (by mila)"]
+    (review,) = FraudReviewStore(reviews_file(marts)).history()
+    assert (review.donation_id, review.decision, review.reviewer, review.role) == (
+        "d-high",
+        "fraud",
+        "mila",
+        "moderator",
+    )
+    assert review.note == "new account, large USD amount at night"
+    # Undecided only (the default): the decided donation left the table and the form.
+    assert [r["Donation"] for r in table(app)] == ["d-low"]
+    assert app.selectbox(key="review_donation").options == ["d-low · alpha · anonymous · score 0.61"]
+    assert [m.value for m in app.metric][:2] == ["2", "1"]
+
+    app.checkbox(key="undecided_only").uncheck().run()
+    rows = {r["Donation"]: r for r in table(app)}
+    assert rows["d-high"]["Decision"] == "fraud"
+    assert str(rows["d-high"]["Decided by"]).startswith("mila (moderator), ")
+    assert rows["d-low"]["Decision"] == "" and rows["d-low"]["Decided by"] == ""
+    history = app.dataframe[1].value.to_dict("records")
+    assert [(h["Donation"], h["Decision"], h["By"]) for h in history] == [
+        ("d-high", "fraud", "mila (moderator)")
+    ]
+
+
+def test_a_later_decision_supersedes_and_both_stay_in_the_log(
+    monkeypatch: pytest.MonkeyPatch, marts: Path
+) -> None:
+    FraudReviewStore(reviews_file(marts)).record("d-high", "fraud", reviewer="mila", role="moderator")
+    app = open_page(monkeypatch, marts)  # finance may review too
+    app.checkbox(key="undecided_only").uncheck().run()
+    decide(app, "d-high", "Legitimate", note="known donor, confirmed by the bank")
+    assert [s.value for s in app.success] == [
+        "Recorded: donation d-high is legitimate (by olga); "
+        "it supersedes mila's “fraud”, which stays in the log"
+    ]
+    store = FraudReviewStore(reviews_file(marts))
+    assert [(r.reviewer, r.decision) for r in store.history("d-high")] == [
+        ("mila", "fraud"),
+        ("olga", "legitimate"),
+    ]
+    assert store.latest()["d-high"].decision == "legitimate"
+    assert {r["Donation"]: r["Decision"] for r in table(app)}["d-high"] == "legitimate"
+
+
+def test_a_submission_without_a_decision_is_refused(monkeypatch: pytest.MonkeyPatch, marts: Path) -> None:
+    app = signed_in_app(monkeypatch, marts, role="moderator", username="mila")
+    decide(app, "d-low", None)
+    assert [e.value for e in app.error] == ["Choose Fraud or Legitimate before recording"]
+    assert not app.success
+    assert FraudReviewStore(reviews_file(marts)).history() == []
+
+
+def test_when_every_queued_donation_is_decided_the_page_says_so(
+    monkeypatch: pytest.MonkeyPatch, marts: Path
+) -> None:
+    store = FraudReviewStore(reviews_file(marts))
+    store.record("d-high", "fraud", reviewer="mila", role="moderator")
+    store.record("d-low", "legitimate", reviewer="mila", role="moderator")
+    app = signed_in_app(monkeypatch, marts, role="moderator", username="mila")
+    assert [m.value for m in app.metric][:2] == ["2", "0"]
+    assert [i.value for i in app.info] == [
+        "Every queued donation of this day has a decision; untick “Undecided only” to see them"
+    ]
+    assert not app.dataframe
+
+
+def test_an_unreadable_decisions_log_is_an_error_not_an_empty_queue(
+    monkeypatch: pytest.MonkeyPatch, marts: Path
+) -> None:
+    path = reviews_file(marts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("not json\n")
+    app = signed_in_app(monkeypatch, marts, role="moderator", username="mila")
+    assert len(app.error) == 1 and "line 1 is not a fraud review decision" in app.error[0].value
+    assert not app.dataframe and RECORD not in [b.label for b in app.button]

@@ -16,6 +16,7 @@ from services.fraud_model import (
     evaluate,
     metrics,
     score,
+    split_day,
     time_split,
     train,
 )
@@ -98,6 +99,18 @@ def test_time_split_keeps_whole_days_and_the_model_beats_the_rules(
     assert result.kind == "supervised" and result.holdout_rows == len(holdout)
     assert result.model.pr_auc > result.rules.pr_auc
     assert result.model.recall >= result.rules.recall
+
+
+def test_the_evaluation_can_train_on_other_labels_than_it_grades_with(
+    labelled: tuple[pl.DataFrame, pl.Series],
+) -> None:
+    """How the asset keeps later review decisions out of training: `train_labels` teach, `labels` grade."""
+    features, labels = labelled
+    assert split_day(features, 0.3) == time_split(features, 0.3)[1]["occurred_at"].dt.date().min()
+    graded = evaluate(features, labels, threshold=0.5)
+    unlabelled = evaluate(features, labels, threshold=0.5, train_labels=pl.Series([0] * len(labels)))
+    assert unlabelled.kind == "anomaly" and unlabelled.train_positives == 0  # nothing to learn from
+    assert unlabelled.holdout_positives == graded.holdout_positives  # graded on the same labels
 
 
 def test_bad_training_input_is_refused_clearly(labelled: tuple[pl.DataFrame, pl.Series]) -> None:
