@@ -5,10 +5,13 @@ Each daily partition learns from the window of `WINDOW_DAYS` audience partitions
 viewer the viewer did not watch in that window, with a score in [0, 1] and the part of the blend that
 chose it. The rules are `services.recommend`'s; the evaluation against the popularity baseline is
 `python -m services.recommend_eval` (docs/recommendations.md). Anonymous viewers (session keys) are
-left out: a session id never comes back, so there is nobody to show recommendations to. No social
-graph exists in the events yet. Game data comes from the lake's `streams` topic (each stream event
-carries the channel's game): a viewer's minutes on a channel-day count for that channel's game that
-day, and a channel's game is its last one in the window; the blend weight is `GAME_WEIGHT`.
+left out: a session id never comes back, so there is nobody to show recommendations to. Friends come
+from the day's `social_graph` partition (assets/social.py, fetched from the platform's social service):
+the share of a viewer's friends who watched a channel in the window, weight `FRIENDS_WEIGHT`; an empty or
+missing partition means no friends, the plain blend. Game data comes from the lake's `streams` topic
+(each stream event carries the channel's game): a viewer's minutes on a channel-day count for that
+channel's game that day, and a channel's game is its last one in the window; the blend weight is
+`GAME_WEIGHT`.
 """
 
 from datetime import date, timedelta
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from assets.lake import LAKE_STREAMS, STREAMS_TOPIC
 from assets.mart_files import checked_day, query_mart, write_mart_partition
@@ -32,6 +36,7 @@ from services.recommend import (
     recommend,
     watch_matrix,
 )
+from services.social import SOCIAL_GRAPH_MART
 
 AT_MOST_K = "at_most_10_ranked_per_viewer"
 SCORES_VALID = "scores_finite_and_ordered"
@@ -116,7 +121,24 @@ def window_games(lake: Path, marts: Path, day: date) -> GameData | None:
     return GameData(dict(last), viewer_minutes)
 
 
-def recommendations_table(marts: Path, day: date, lake: Path | None = None) -> pa.Table:
+def day_friends(marts: Path, day: date) -> dict[str, list[str]] | None:
+    """The day's `social_graph` edges as viewer -> friends, or None when the partition was never written
+    (a rebuild of a day from before the social graph: the plain blend, as before)."""
+    path = mart_partition_path(marts, SOCIAL_GRAPH_MART, day)
+    if not path.exists():
+        return None
+    friends: dict[str, list[str]] = {}
+    table = pq.read_table(path, columns=["user_id", "friend_id"])
+    for user, friend in zip(
+        table.column("user_id").to_pylist(), table.column("friend_id").to_pylist(), strict=True
+    ):
+        friends.setdefault(user, []).append(friend)
+    return friends
+
+
+def recommendations_table(
+    marts: Path, day: date, lake: Path | None = None, friends: dict[str, list[str]] | None = None
+) -> pa.Table:
     matrix = watch_matrix(window_watching(marts, day))
     games = window_games(lake, marts, day) if lake is not None else None
     rows = [
@@ -128,14 +150,14 @@ def recommendations_table(marts: Path, day: date, lake: Path | None = None) -> p
             "score": r.score,
             "source": r.source,
         }
-        for r in recommend(matrix, games=games)
+        for r in recommend(matrix, games=games, friends=friends)
     ]
     return pa.Table.from_pylist(rows, schema=RECOMMENDATIONS_SCHEMA)
 
 
 @dg.asset(
     partitions_def=DAILY,
-    deps=[audience_daily, LAKE_STREAMS],
+    deps=[audience_daily, LAKE_STREAMS, dg.AssetKey(SOCIAL_GRAPH_MART)],
     group_name="recommendations",
     kinds={"scikit-learn", "parquet"},
 )
@@ -143,15 +165,17 @@ def viewer_recommendations(
     context: dg.AssetExecutionContext, lake: LakeResource, marts: MartsResource
 ) -> dg.MaterializeResult[None]:
     """Up to 10 channels per signed-in viewer they did not watch in the last 28 days: item-item cosine
-    co-watching blended with channel popularity and, when the lake's stream events name games, game
-    affinity (`services.recommend`). Reads the window's `audience_daily` partitions: materialise
-    (backfill) those first."""
+    co-watching blended with channel popularity, friends' watching when the day's `social_graph` has
+    the viewer's friends, and, when the lake's stream events name games, game affinity
+    (`services.recommend`). Reads the window's `audience_daily` partitions: materialise (backfill)
+    those first."""
     day = partition_day(context.partition_key)
     if not mart_partition_path(marts.path, AUDIENCE_MART, day).exists():
         raise dg.Failure(
             description=f"mart {AUDIENCE_MART} has no partition {day.isoformat()}: materialise it first"
         )
-    table = recommendations_table(marts.path, day, lake.path)
+    friends = day_friends(marts.path, day)
+    table = recommendations_table(marts.path, day, lake.path, friends)
     path = write_mart_partition(marts.path, RECOMMENDATIONS_MART, day, table)
     sources = table.column("source").to_pylist()
     return dg.MaterializeResult(
@@ -161,6 +185,7 @@ def viewer_recommendations(
             "viewers": len(set(table.column("user_id").to_pylist())),
             "window_partitions": len(window_files(marts.path, day)),
             "by_source": {s: sources.count(s) for s in sorted(set(sources))},
+            "social_graph": "no partition" if friends is None else f"{len(friends)} viewers with friends",
         }
     )
 

@@ -22,6 +22,7 @@ from assets.revenue import (
     streamer_revenue_daily,
 )
 from assets.revenue_forecast import revenue_forecast, revenue_forecast_horizon_complete
+from assets.social import SOCIAL_ASSETS, SOCIAL_CHECKS, SocialResource
 from assets.stream_analytics import STREAM_ANALYTICS_ASSETS, STREAM_ANALYTICS_CHECKS, LoyaltyRulesResource
 from pipelines.jobs import (
     daily_audience_job,
@@ -56,6 +57,7 @@ defs = dg.Definitions(
         *PAYOUT_ASSETS,
         *STREAM_ANALYTICS_ASSETS,
         *LOYALTY_ASSETS,
+        *SOCIAL_ASSETS,
         *RECOMMENDATION_ASSETS,
         revenue_forecast,
         *FRAUD_ASSETS,
@@ -69,6 +71,7 @@ defs = dg.Definitions(
         *PAYOUT_CHECKS,
         *STREAM_ANALYTICS_CHECKS,
         *LOYALTY_CHECKS,
+        *SOCIAL_CHECKS,
         *RECOMMENDATION_CHECKS,
         revenue_forecast_horizon_complete,
         *FRAUD_CHECKS,
@@ -97,5 +100,6 @@ defs = dg.Definitions(
         "streamer_profiles": StreamerProfilesResource.from_settings(_settings),
         "loyalty_rules": LoyaltyRulesResource.from_settings(_settings),
         "fraud": FraudResource.from_settings(_settings),
+        "social": SocialResource.from_settings(_settings),
     },
 )

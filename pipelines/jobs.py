@@ -11,6 +11,7 @@ from assets.loyalty import LOYALTY_ASSETS
 from assets.recommendations import RECOMMENDATION_ASSETS
 from assets.revenue import SOURCE_MART_ASSETS, streamer_revenue_daily
 from assets.revenue_forecast import revenue_forecast
+from assets.social import SOCIAL_ASSETS
 from assets.stream_analytics import STREAM_ANALYTICS_ASSETS
 
 DAILY_REVENUE_JOB = "daily_revenue_job"
@@ -41,11 +42,12 @@ daily_audience_job = dg.define_asset_job(
         streamer_revenue_daily,
         *STREAM_ANALYTICS_ASSETS,
         *LOYALTY_ASSETS,
+        *SOCIAL_ASSETS,
         *RECOMMENDATION_ASSETS,
         revenue_forecast,
     ),
-    description="Rebuild one day of viewing sessions, audience, stream analytics, loyalty and "
-    "recommendations (with the money and revenue marts they read) from the lake.",
+    description="Rebuild one day of viewing sessions, audience, stream analytics, loyalty, the social "
+    "graph and recommendations (with the money and revenue marts they read) from the lake.",
 )
 
 DAILY_FRAUD_JOB = "daily_fraud_job"
@@ -62,5 +64,6 @@ daily_fraud_job = dg.define_asset_job(
 fraud_model_job = dg.define_asset_job(
     name=FRAUD_MODEL_JOB,
     selection=dg.AssetSelection.assets(fraud_model),
-    description="Retrain and version the fraud model on the donation history (labels: chargebacks).",
+    description="Retrain and version the fraud model on the donation history (labels: chargebacks and "
+    "moderators' review decisions).",
 )

@@ -2,8 +2,10 @@
 
 `uv run python -m services.recommend_eval` generates co-watching (`services.cowatch`), trains on the
 first days, and asks: of the channels each viewer discovered in the last days (watched then, never in
-training), how many were in their top 10? Reported per model with the number of viewers evaluated;
-docs/recommendations.md holds the figures. Exit status 1 when the model does not beat the baseline.
+training), how many were in their top 10? Reported per model with the number of viewers evaluated,
+also with game affinity and with friends over a synthetic social graph (`synthetic_friends`), each
+beside a control; docs/recommendations.md holds the figures. Exit status 1 when the model does not
+beat the baseline.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from datetime import date, timedelta
 import numpy as np
 from sklearn.decomposition import TruncatedSVD
 
-from services.cowatch import Watch, generate_cowatching
+from services.cowatch import CoWatching, Watch, generate_cowatching
 from services.recommend import (
+    FRIENDS_WEIGHT,
     GAME_WEIGHT,
     POPULARITY_WEIGHT,
     K,
@@ -48,6 +51,40 @@ def time_split(watches: list[Watch], split: date) -> Holdout:
         if w.day >= split and w.viewer_id in seen and w.channel_id not in seen[w.viewer_id]:
             discovered[w.viewer_id].add(w.channel_id)
     return Holdout(train, dict(discovered))
+
+
+def synthetic_friends(
+    data: CoWatching, *, mean_friends: float, homophily: float, seed: int
+) -> dict[str, list[str]]:
+    """A symmetric social graph correlated with co-watching, as friendships on real platforms are:
+    each viewer starts about `mean_friends / 2` friendships (so the mean degree is about `mean_friends`),
+    each one with probability `homophily` with a viewer of the same favourite genre (so friends share
+    channels), otherwise with anyone. It is homophily only: friends never cause a discovery here, so the
+    evaluation measures what friends reveal about a viewer's taste, not their influence."""
+    if mean_friends < 0 or not 0 <= homophily <= 1:
+        raise ValueError("mean_friends is non-negative and homophily a probability in [0, 1]")
+    rng = np.random.default_rng([seed, 1])  # apart from the generator's stream
+    viewers = sorted(data.viewer_genres)
+    favourite = np.array([int(np.argmax(data.viewer_genres[v])) for v in viewers])
+    by_genre = {int(g): np.flatnonzero(favourite == g) for g in np.unique(favourite)}
+    edges: set[tuple[int, int]] = set()
+    for i, started in enumerate(rng.poisson(mean_friends / 2, size=len(viewers))):
+        for _ in range(int(started)):
+            pool = by_genre[int(favourite[i])] if rng.random() < homophily else None
+            j = int(rng.choice(pool)) if pool is not None else int(rng.integers(len(viewers)))
+            if j != i:
+                edges.add((min(i, j), max(i, j)))
+    friends: dict[str, list[str]] = {}
+    for i, j in sorted(edges):
+        friends.setdefault(viewers[i], []).append(viewers[j])
+        friends.setdefault(viewers[j], []).append(viewers[i])
+    return friends
+
+
+def share_sharing_a_channel(pairs: list[tuple[str, str]], watched: dict[str, set[str]]) -> float:
+    """Share of (viewer, viewer) pairs, both watching something, who watched at least one channel alike."""
+    known = [(a, b) for a, b in pairs if watched.get(a) and watched.get(b)]
+    return sum(1 for a, b in known if watched[a] & watched[b]) / len(known) if known else 0.0
 
 
 def recall_at_k(recommended: list[Recommendation], discovered: dict[str, set[str]], k: int = K) -> float:
@@ -89,6 +126,9 @@ def evaluate(
     svd: tuple[int, ...] = (),
     game_weights: tuple[float, ...] = (),
     off_genre_games: float = 0.2,
+    friends_weights: tuple[float, ...] = (),
+    mean_friends: float = 10.0,
+    homophily: float = 0.8,
 ) -> dict[str, object]:
     data = generate_cowatching(
         viewers=viewers,
@@ -118,6 +158,41 @@ def evaluate(
         results[f"model + game ({weight:g})"] = recall_at_k(
             recommend(matrix, games=games, game_weight=weight), holdout.discovered
         )
+    # The social graph (homophily on the viewers' true favourite genre); friends' watching from the
+    # training days only, as the asset sees the window.
+    social: dict[str, object] = {}
+    if friends_weights:
+        friends = synthetic_friends(data, mean_friends=mean_friends, homophily=homophily, seed=seed)
+        results["friends + popularity (no co-watching)"] = recall_at_k(
+            recommend(matrix, friends=friends, friends_weight=1.0 - POPULARITY_WEIGHT), holdout.discovered
+        )
+        for weight in friends_weights:
+            results[f"model + friends ({weight:g})"] = recall_at_k(
+                recommend(matrix, friends=friends, friends_weight=weight), holdout.discovered
+            )
+            # The control: the same share taken from co-watching, given to popularity instead. The friends
+            # term helps only if it beats this (a random graph's "friends" are a popularity sample).
+            more_popular = round(POPULARITY_WEIGHT + weight, 4)
+            results[f"co-watching + popularity ({more_popular:g}), control for friends ({weight:g})"] = (
+                recall_at_k(recommend(matrix, popularity_weight=more_popular), holdout.discovered)
+            )
+        watched: dict[str, set[str]] = defaultdict(set)
+        for w in holdout.train:
+            watched[w.viewer_id].add(w.channel_id)
+        pairs = [(a, b) for a, bs in friends.items() for b in bs if a < b]
+        everyone = sorted(data.viewer_genres)
+        rng = np.random.default_rng([seed, 2])
+        strangers = [
+            (everyone[int(a)], everyone[int(b)])
+            for a, b in rng.integers(len(everyone), size=(len(pairs), 2))
+            if a != b
+        ]
+        social = {
+            "mean_friends": round(2 * len(pairs) / max(1, len(everyone)), 2),
+            "homophily": homophily,
+            "friend_pairs_sharing_a_channel": round(share_sharing_a_channel(pairs, watched), 4),
+            "random_pairs_sharing_a_channel": round(share_sharing_a_channel(strangers, watched), 4),
+        }
     for components in svd:
         results[f"TruncatedSVD ({components})"] = recall_at_k(
             svd_recommend(matrix, components), holdout.discovered
@@ -132,6 +207,7 @@ def evaluate(
             "explore": explore,
             "off_genre_games": off_genre_games,
         },
+        "social": social,
         "train_days": days - test_days,
         "test_days": test_days,
         "train_watches": len(holdout.train),
@@ -163,6 +239,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--off-genre-games", type=float, default=0.2, help="share of channels whose game is off their genre"
     )
+    parser.add_argument(
+        "--friends-weights",
+        type=float,
+        nargs="*",
+        default=[0.1, 0.2, 0.3, 0.4],
+        help="also score the model blended with friends' watching at these weights, over a synthetic "
+        f"social graph (the default blend uses {FRIENDS_WEIGHT:g})",
+    )
+    parser.add_argument("--mean-friends", type=float, default=10.0, help="mean friends per viewer")
+    parser.add_argument(
+        "--homophily", type=float, default=0.8, help="share of friendships inside a favourite genre"
+    )
     args = parser.parse_args(argv)
     beaten = True
     for seed in args.seeds:
@@ -177,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
             svd=tuple(args.svd),
             game_weights=tuple(args.game_weights),
             off_genre_games=args.off_genre_games,
+            friends_weights=tuple(args.friends_weights),
+            mean_friends=args.mean_friends,
+            homophily=args.homophily,
         )
         print(json.dumps(report))
         recall = report[f"recall@{K}"]

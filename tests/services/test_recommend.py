@@ -21,7 +21,14 @@ from services.recommend import (
     recommend,
     watch_matrix,
 )
-from services.recommend_eval import evaluate, recall_at_k, svd_recommend, time_split
+from services.recommend_eval import (
+    evaluate,
+    recall_at_k,
+    share_sharing_a_channel,
+    svd_recommend,
+    synthetic_friends,
+    time_split,
+)
 
 # Everyone watched 60 minutes of each channel, so every interest is log(61) and the cosine of two
 # channels is |shared viewers| / sqrt(|viewers of one| * |viewers of the other|).
@@ -136,6 +143,38 @@ def test_the_model_beats_the_popularity_baseline_on_a_small_holdout() -> None:
     recall = report["recall@10"]
     assert isinstance(recall, dict)
     assert recall["co-watching + popularity (0.1)"] > recall["popularity baseline"]
+
+
+def test_the_synthetic_social_graph_is_symmetric_and_follows_genres() -> None:
+    data = generate_cowatching(viewers=300, channels=40, genres=4, days=10, seed=3)
+    friends = synthetic_friends(data, mean_friends=6, homophily=0.9, seed=3)
+    assert friends == synthetic_friends(data, mean_friends=6, homophily=0.9, seed=3)
+    pairs = [(a, b) for a, bs in friends.items() for b in bs]
+    assert all(a != b and a in friends[b] for a, b in pairs) and len(set(pairs)) == len(pairs)
+    assert 4 < len(pairs) / len(data.viewer_genres) < 8  # mean degree about 6
+
+    def favourite(v: str) -> int:
+        prefs = data.viewer_genres[v]
+        return prefs.index(max(prefs))
+
+    assert sum(favourite(a) == favourite(b) for a, b in pairs) / len(pairs) > 0.85
+    assert synthetic_friends(data, mean_friends=0, homophily=0.5, seed=1) == {}
+    with pytest.raises(ValueError, match="homophily"):
+        synthetic_friends(data, mean_friends=1, homophily=2, seed=1)
+    # Friends who watched the same channel, by hand: (x, y) share c; (x, z) share nothing; w watched nothing.
+    watched = {"x": {"a", "c"}, "y": {"c"}, "z": {"b"}}
+    assert share_sharing_a_channel([("x", "y"), ("x", "z"), ("x", "w")], watched) == 0.5
+
+
+def test_the_evaluation_reports_the_social_term() -> None:
+    report = evaluate(
+        viewers=800, channels=80, genres=6, days=21, test_days=7, seed=5, friends_weights=(0.3,)
+    )
+    recall, social = report["recall@10"], report["social"]
+    assert isinstance(recall, dict) and isinstance(social, dict)
+    assert {"model + friends (0.3)", "friends + popularity (no co-watching)"} <= set(recall)
+    assert social["friend_pairs_sharing_a_channel"] > social["random_pairs_sharing_a_channel"]
+    assert recall["model + friends (0.3)"] > recall["popularity baseline"]
 
 
 def test_the_svd_comparison_never_recommends_what_was_watched() -> None:
