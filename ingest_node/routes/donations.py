@@ -26,6 +26,7 @@ from ingest_node.models import Donation, DonationStatus
 from ingest_node.money import challenges, donation_screen
 from ingest_node.money.donation_rules import fingerprint
 from ingest_node.money.edge_guard import DEVICE_HEADER, EdgeGuard, client_ip
+from ingest_node.money.interactive import Refused
 from ingest_node.schemas import IDEMPOTENCY_KEY_PATTERN, DonationIn, DonationOut
 from services.payments import PaymentRefused, PaymentRequest, PaymentServiceError
 
@@ -107,7 +108,7 @@ def create_donation(
                 challenge_id=body.challenge_id,
                 mark_moment=body.mark_moment,
             )
-    except challenges.Refused as exc:
+    except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
     digest = ledger.request_hash(body)
     try:
