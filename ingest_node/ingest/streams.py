@@ -17,6 +17,15 @@ The manager supervises every worker from the event loop without blocking it:
 
 Writing to a worker's stdin awaits `drain()`: a slow worker slows its own publisher (TCP backpressure),
 never another stream, and the stall watchdog ends a worker that stops reading altogether.
+
+Warm spares (EFIR_STREAM_WORKER_SPARES, default 1, 0 disables): the manager keeps that many workers
+started ahead (`worker --spare`: interpreter up, PyAV and the ladder imported) and hands the next
+stream (or restart) one of them with its arguments as the first line on stdin, then starts a
+replacement in the background. A spare serves one stream and exits with it, so each stream keeps its
+own process and every rule above holds for it unchanged (the stall clock starts at the hand-over). A
+spare that dies before it is used is replaced, with a growing pause if spares keep dying, so a broken
+install cannot spin. Without a spare (none configured, or the last one just taken) a worker is started
+cold, as before.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ class WorkerHandle:
     killed_for: str | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    stream: LiveStream | None = None  # None: a warm spare that no stream has been given yet
+    warm: bool = False  # a spare that reported its imports done (`spare_ready`)
 
     @property
     def pid(self) -> int:
@@ -132,11 +143,18 @@ class StreamManager:
         self._watchdog: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self.workers_started = 0
+        self.workers_started = 0  # workers given a stream (cold-started or spares)
+        self.spares: list[WorkerHandle] = []  # warm spares not yet given a stream
+        self.spares_used = 0
+        self._spare_failures = 0  # spares that died unused in a row: the pause before the next one
+        self._replenishing = False
+        self._stopping = False
 
     async def start(self) -> StreamManager:
         self._loop = asyncio.get_running_loop()
         self._watchdog = asyncio.create_task(self._watch(), name="stream-watchdog")
+        if self.settings.rtmp_enabled:  # nothing can publish without RTMP: no spare to keep
+            self._spawn(self._replenish())
         return self
 
     # ---- publishers --------------------------------------------------------------------------------
@@ -254,14 +272,15 @@ class StreamManager:
             command += ["--record-dir", str(staging)]
         return command + (["--append"] if append else [])
 
-    async def _start_worker(self, stream: LiveStream, *, append: bool) -> None:
+    async def _launch(self, command: list[str], stream: LiveStream | None) -> WorkerHandle:
+        """Start a worker process (for `stream`, or a spare when None) and supervise it from now on."""
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         }
         env["EFIR_LOG_LEVEL"] = self.settings.log_level
         proc = await asyncio.create_subprocess_exec(
-            *self.worker_command(stream, append=append),
+            *command,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -269,15 +288,83 @@ class StreamManager:
             env=env,
             start_new_session=True,  # a Ctrl-C at the node's terminal is the node's to handle
         )
-        handle = WorkerHandle(proc, time.time())
+        handle = WorkerHandle(proc, time.time(), stream=stream)
+        handle.tasks = [self._spawn(self._read_events(handle)), self._spawn(self._read_log(handle))]
+        self._spawn(self._wait_worker(handle))
+        return handle
+
+    async def _start_worker(self, stream: LiveStream, *, append: bool) -> None:
+        command = self.worker_command(stream, append=append)
+        spare = self._take_spare()
+        if spare is not None:
+            spare.stream = stream
+            spare.started_wall = time.time()  # the stall clock starts when it has a stream
+            handle = spare
+            self.spares_used += 1
+            self._spawn(self._replenish())
+        else:
+            handle = await self._launch(command, stream)
         self.workers_started += 1
         stream.worker = handle
-        handle.tasks = [
-            self._spawn(self._read_events(stream, handle)),
-            self._spawn(self._read_log(stream, handle)),
-        ]
-        self._spawn(self._wait_worker(stream, handle))
+        if spare is not None:
+            line = json.dumps({"argv": command[3:]}) + "\n"  # after `python -m ingest_node.media.worker`
+            await self.write(handle, line.encode())
+            log.info("channel %s: worker %d (a warm spare) takes the stream", stream.channel_id, handle.pid)
         await self.write(handle, stream.framer.restart())
+
+    # ---- warm spares -------------------------------------------------------------------------------
+
+    def _take_spare(self) -> WorkerHandle | None:
+        while self.spares:
+            spare = self.spares.pop(0)
+            if spare.proc.returncode is None and not spare.broken:
+                return spare
+        return None
+
+    async def _replenish(self) -> None:
+        """Start spares until EFIR_STREAM_WORKER_SPARES are waiting (one caller at a time)."""
+        if self._replenishing:
+            return
+        self._replenishing = True
+        try:
+            while not self._stopping and len(self.spares) < self.settings.stream_worker_spares:
+                if self._spare_failures > 1:  # spares keep dying: do not spin
+                    await asyncio.sleep(min(30.0, 2.0 ** (self._spare_failures - 2)))
+                    if self._stopping:
+                        return
+                try:
+                    spare = await self._launch([sys.executable, "-m", WORKER_MODULE, "--spare"], None)
+                except Exception as exc:
+                    log.error("could not start a spare stream worker: %s: %s", type(exc).__name__, exc)
+                    self._spare_failures += 1
+                    continue
+                self.spares.append(spare)
+                if self._stopping:  # node stopping while it started: let it go at once
+                    await self._stop_spare(spare)
+        finally:
+            self._replenishing = False
+
+    async def _stop_spare(self, spare: WorkerHandle) -> None:
+        if spare in self.spares:
+            self.spares.remove(spare)
+        spare.closing = True
+        stdin = spare.proc.stdin
+        if stdin is not None and not stdin.is_closing():
+            stdin.close()  # no arguments line: the spare exits 0
+        try:
+            await asyncio.wait_for(spare.exited.wait(), STOP_WAIT_SECONDS)
+        except TimeoutError:
+            spare.kill("a spare that did not stop")
+            await spare.exited.wait()
+
+    async def _spare_exited(self, spare: WorkerHandle, code: int | None) -> None:
+        if spare in self.spares:
+            self.spares.remove(spare)
+        if self._stopping or spare.closing:
+            return
+        self._spare_failures += 1
+        log.warning("spare worker %d exited unused (exit code %s); starting another", spare.pid, code)
+        self._spawn(self._replenish())
 
     async def write(self, handle: WorkerHandle, data: bytes) -> None:
         stdin = handle.proc.stdin
@@ -289,17 +376,25 @@ class StreamManager:
         except (BrokenPipeError, ConnectionResetError, RuntimeError):
             handle.broken = True  # the worker is gone; its exit is handled by _wait_worker
 
-    async def _read_events(self, stream: LiveStream, handle: WorkerHandle) -> None:
+    async def _read_events(self, handle: WorkerHandle) -> None:
         assert handle.proc.stdout is not None
         async for raw in handle.proc.stdout:
+            stream = handle.stream
+            label = stream.channel_id if stream is not None else "spare"
             try:
                 event = json.loads(raw)
             except ValueError:
-                log.info("worker %s: %s", stream.channel_id, redact(raw.decode(errors="replace").rstrip()))
+                log.info("worker %s: %s", label, redact(raw.decode(errors="replace").rstrip()))
                 continue
             if not isinstance(event, dict):
                 continue
             kind = event.get("event")
+            if kind == "spare_ready":
+                handle.warm = True
+                self._spare_failures = 0  # spares start fine again
+                continue
+            if stream is None:
+                continue
             if kind == "ready":
                 stream.renditions = [str(r) for r in event.get("renditions") or []]
             elif kind == "refused":
@@ -315,20 +410,24 @@ class StreamManager:
                     str(event.get("reason") or ""),
                 )
 
-    async def _read_log(self, stream: LiveStream, handle: WorkerHandle) -> None:
+    async def _read_log(self, handle: WorkerHandle) -> None:
         assert handle.proc.stderr is not None
         async for raw in handle.proc.stderr:
             log.info(
                 "worker %s [%d]: %s",
-                stream.channel_id,
+                handle.stream.channel_id if handle.stream is not None else "spare",
                 handle.pid,
                 redact(raw.decode(errors="replace").rstrip()),
             )
 
-    async def _wait_worker(self, stream: LiveStream, handle: WorkerHandle) -> None:
+    async def _wait_worker(self, handle: WorkerHandle) -> None:
         code = await handle.proc.wait()
         await asyncio.gather(*handle.tasks, return_exceptions=True)
         handle.exited.set()
+        stream = handle.stream  # read at exit: a spare may have been given a stream meanwhile
+        if stream is None:
+            await self._spare_exited(handle, code)
+            return
         if stream.worker is handle:
             stream.worker = None
         if handle.closing or stream.ended:
@@ -452,8 +551,11 @@ class StreamManager:
 
     async def stop(self) -> None:
         """Node shutdown: end every broadcast (workers finish their segments), then stop supervising."""
+        self._stopping = True
         for stream in list(self.live.values()):
             await self._end(stream, errored=False, reason="node stopping")
+        for spare in list(self.spares):
+            await self._stop_spare(spare)
         if self._watchdog is not None:
             self._watchdog.cancel()
             await asyncio.gather(self._watchdog, return_exceptions=True)

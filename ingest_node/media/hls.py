@@ -11,8 +11,9 @@ RFC 8216 asks, then are deleted.
 fMP4: each segment is muxed by its own MP4 muxer (empty moov, fragments, timestamps kept as they are,
 so every fragment's decode time continues the previous one's); the muxer's `ftyp`+`moov` is the
 rendition's init segment (`init.mp4`, written once, `#EXT-X-MAP`) and the rest (`moof`+`mdat`) is the
-`.m4s` media segment. If the init ever changes (an encoder fell back, another preset), it is written
-under a new name and the playlist maps it from that segment on, after a discontinuity.
+`.m4s` media segment. If the init ever changes (an encoder fell back, another preset, the source's
+resolution changed), it is written under a new name and the playlist maps it from that segment on,
+after a discontinuity.
 """
 
 from __future__ import annotations
@@ -227,7 +228,10 @@ def render_master(variants: Iterable[Variant]) -> str:
 class SegmentFile:
     """One segment being written: a PyAV output container with a video and/or audio stream, renamed
     into place when closed. MPEG-TS goes straight to its file; fMP4 is muxed in memory and split into
-    the init segment (`init`, kept for the caller) and the media segment written to `path`."""
+    the init segment (`init`, kept for the caller) and the media segment written to `path`.
+
+    With `twin`, the same packets also go into an MPEG-TS file there: the fMP4 passthrough rendition's
+    recording copy (recordings keep the source as MPEG-TS whatever the live container)."""
 
     def __init__(
         self,
@@ -235,6 +239,7 @@ class SegmentFile:
         video: StreamTemplate | None,
         audio: StreamTemplate | None,
         segment_format: str = "ts",
+        twin: Path | None = None,
     ) -> None:
         self.path = path
         self.tmp = path.with_name(f".{path.name}.tmp")
@@ -248,27 +253,61 @@ class SegmentFile:
             self.container = av.open(str(self.tmp), "w", format="mpegts")
         self.video = video.add_to(self.container) if video else None
         self.audio = audio.add_to(self.container) if audio else None
+        self.twin = twin
+        self.twin_container: OutputContainer | None = None
+        self.twin_streams: dict[str, Stream] = {}
+        if twin is not None:
+            self.twin_tmp = twin.with_name(f".{twin.name}.tmp")
+            self.twin_container = av.open(str(self.twin_tmp), "w", format="mpegts")
+            for kind, template in (("video", video), ("audio", audio)):
+                if template is not None:
+                    self.twin_streams[kind] = template.add_to(self.twin_container)
 
     def mux(self, packet: Packet[Any], kind: str) -> None:
         stream = self.video if kind == "video" else self.audio
         if stream is None:
             return
+        twin_stream = self.twin_streams.get(kind)
+        copy = clone_packet(packet) if twin_stream is not None else None  # muxing consumes the packet
         packet.stream = stream
         self.container.mux(packet)
+        if copy is not None and self.twin_container is not None:
+            copy.stream = twin_stream
+            self.twin_container.mux(copy)
 
     def close(self) -> int:
-        """Finish the file and rename it into place; returns its size in bytes."""
+        """Finish the file (and its twin) and rename it into place; returns its size in bytes."""
         self.container.close()
         if self.buffer is not None:
             self.init, media = split_init(self.buffer.getvalue())
             self.tmp.write_bytes(media)
         os.replace(self.tmp, self.path)
+        if self.twin_container is not None and self.twin is not None:
+            self.twin_container.close()
+            os.replace(self.twin_tmp, self.twin)
         return self.path.stat().st_size
 
     def abandon(self) -> None:
         with contextlib.suppress(Exception):  # closing a broken muxer may fail again; the file goes anyway
             self.container.close()
         self.tmp.unlink(missing_ok=True)
+        if self.twin_container is not None:
+            with contextlib.suppress(Exception):
+                self.twin_container.close()
+            self.twin_tmp.unlink(missing_ok=True)
+
+
+def clone_packet(packet: Packet[Any]) -> Packet[Any]:
+    """A copy of a packet for a second muxer (muxing takes the packet's data)."""
+    copy = Packet(bytes(packet))
+    copy.pts, copy.dts, copy.duration, copy.time_base = (
+        packet.pts,
+        packet.dts,
+        packet.duration,
+        packet.time_base,
+    )
+    copy.is_keyframe = packet.is_keyframe
+    return copy
 
 
 class StreamTemplate:
@@ -295,7 +334,7 @@ class StreamTemplate:
             ctx: Any = stream.codec_context
             if self.extradata is not None and ctx is not None:
                 ctx.extradata = self.extradata
-            if self.codec_tag and ctx is not None:
+            if self.codec_tag and ctx is not None and container.format.name == "mp4":
                 ctx.codec_tag = self.codec_tag
             if self.width and ctx is not None:
                 # A template's size set on its codec context never reached its parameters (PyAV's

@@ -34,6 +34,9 @@ class SegmentWritten:
     start: float  # media seconds since the first frame
     size: int
     discontinuity: bool
+    # An MPEG-TS copy of an fMP4 passthrough segment (Transcoder(source_ts_copy=True)), for the
+    # recording; it exists only while listeners are told, so take it (hard link, copy) then.
+    record_path: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import av
-from av.packet import Packet
 
 from ingest_node.media.hls import MediaPlaylist, Segment, segment_uri
 
@@ -83,16 +82,3 @@ def open_remux_recording(record_dir: Path, segment_seconds: float, *, append: bo
             "hls_segment_filename": str(record_dir / "seg_%06d.ts"),
         },
     )
-
-
-def clone_packet(packet: Packet[Any]) -> Packet[Any]:
-    """A copy of a packet for a second muxer (muxing takes the packet's data)."""
-    copy = Packet(bytes(packet))
-    copy.pts, copy.dts, copy.duration, copy.time_base = (
-        packet.pts,
-        packet.dts,
-        packet.duration,
-        packet.time_base,
-    )
-    copy.is_keyframe = packet.is_keyframe
-    return copy

@@ -16,11 +16,15 @@ with scene-cut keyframes off.
 Timestamps keep the source's clock plus a constant 10 s offset, so B-frame decode timestamps before
 the first frame never go negative (which would make the muxer shift the first segment alone).
 
-Segment format: MPEG-TS, or fMP4 (CMAF) for the encoded renditions when the ladder or channel asks
-for it, and always when a rendition is H.265 or AV1 (`ladder.choose_segment_format`; asking for TS
-with those is a ValueError). fMP4 encoders are opened with global headers so the init segment's moov
-carries the parameter sets. The passthrough rendition (and an audio-only stream) stays MPEG-TS: it is
-also what the recording keeps, and H.264/H.265 in TS is legal.
+Segment format: MPEG-TS, or fMP4 (CMAF) for every rendition when the ladder or channel asks for it,
+and always when a rendition is H.265 or AV1 (`ladder.choose_segment_format`; asking for TS with those
+is a ValueError). fMP4 encoders are opened with global headers so the init segment's moov carries the
+parameter sets. The passthrough rendition takes the ladder's container too: players (hls.js above
+all) cannot switch between an MPEG-TS and an fMP4 rendition. Its init segment is the source's own
+avcC/hvcC; when the publisher sends new parameter sets (a resolution change mid-stream), that keyframe
+becomes a boundary of every rendition and the passthrough gets a new init segment there. The recording
+keeps MPEG-TS whatever the live format: with `source_ts_copy`, each fMP4 passthrough segment is also
+muxed to MPEG-TS for it (`SegmentWritten.record_path`). An audio-only stream stays MPEG-TS.
 
 Under load the pipeline first moves every encoded rendition one encoder speed preset faster (x264
 veryfast -> superfast -> ultrafast, mapped for the other encoders) and only then sheds renditions;
@@ -73,6 +77,7 @@ from ingest_node.media.ladder import (
     faster_speed,
     slower_speed,
 )
+from ingest_node.media.parameter_sets import in_band_extradata, new_extradata_side_data
 from ingest_node.media.pipeline_events import (
     EncoderFellBack,
     LadderChanged,
@@ -143,6 +148,9 @@ class _Output:
     segment_format: str = "ts"
     init_data: bytes | None = None  # fMP4: the init segment now in use
     map_uri: str | None = None
+    ts_twin: bool = False  # also write each segment as MPEG-TS (the fMP4 passthrough's recording copy)
+    twin_path: Path | None = None  # the MPEG-TS copy of the segment just closed, while it is announced
+    discontinuity_at: set[int] = field(default_factory=set)  # cuts at these timestamps are discontinuities
 
     def seconds(self, ts: int) -> float:
         return float(ts * self.time_base)
@@ -161,10 +169,12 @@ class _Output:
             self.video,
             self.audio,
             self.segment_format,
+            twin=self.folder / f".{segment_uri(sequence)}" if self.ts_twin else None,
         )
         self._sequence = sequence
         self.seg_start = ts
-        self.seg_discontinuity = self.next_discontinuity
+        self.seg_discontinuity = self.next_discontinuity or ts in self.discontinuity_at
+        self.discontinuity_at.discard(ts)
         self.next_discontinuity = False
 
     def _close(self, end_ts: int) -> None:
@@ -174,6 +184,7 @@ class _Output:
         self.flush_audio(end_seconds, inclusive=False)
         size = self.segment.close()
         init = self.segment.init
+        twin = self.segment.twin
         self.segment = None
         new_init = init is not None and init != self.init_data
         if new_init:
@@ -200,7 +211,13 @@ class _Output:
             self.total_seconds += duration
         self.playlist.add(seg)
         self.segments_written += 1
-        self.on_segment(self, seg)
+        self.twin_path = twin
+        try:
+            self.on_segment(self, seg)
+        finally:  # the listener hard-linked or copied it (the recording); the live folder needs none
+            self.twin_path = None
+            if twin is not None:
+                twin.unlink(missing_ok=True)
 
     def _write_init(self, init: bytes) -> None:
         """Write an fMP4 init segment under a name no earlier init used (or reuse an identical one):
@@ -317,6 +334,8 @@ class Transcoder:
         audio_kbps: int | None = None,
         on_video_packet: Callable[[Packet[Any]], None] | None = None,
         segment_format: SegmentFormat | None = None,
+        source_ts_copy: bool = False,
+        input_options: dict[str, str] | None = None,
     ) -> None:
         if segment_seconds <= 0:
             raise ValueError("segment_seconds must be positive")
@@ -337,6 +356,11 @@ class Transcoder:
         self.clock = clock
         self.audio_kbps = audio_kbps
         self.on_video_packet = on_video_packet  # sees each source video packet first (thumbnails)
+        self.input_options = input_options  # demuxer options of a piped input (fpsprobesize: worker.py)
+        # fMP4 passthrough: also write each source segment as MPEG-TS (SegmentWritten.record_path), so a
+        # recording keeps the source as MPEG-TS whatever the live container.
+        self.source_ts_copy = source_ts_copy
+        self._pending_extradata: bytes | None = None  # a new sequence header, applied at the next keyframe
         self._stop = threading.Event()
         self._outputs: dict[str, _Output] = {}
         self._encoded: dict[str, _Encoded] = {}
@@ -392,7 +416,9 @@ class Transcoder:
             if isinstance(self.source, (str, Path)):
                 container = av.open(str(self.source), format=self.input_format)
             else:
-                container = av.open(self.source, mode="r", format=self.input_format or "flv")
+                container = av.open(
+                    self.source, mode="r", format=self.input_format or "flv", options=self.input_options
+                )
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise MediaInputError(f"cannot read the input: {exc}") from exc
         video = container.streams.video[0] if container.streams.video else None
@@ -434,9 +460,14 @@ class Transcoder:
                 if codec not in PASSTHROUGH_CODECS:
                     log.warning("no passthrough: %s cannot go into MPEG-TS HLS", codec)
                     continue
-                out = self._add_output(
-                    r.name, StreamTemplate(template=video, codec=codec), audio_template, self.vtb
-                )
+                template = StreamTemplate(template=video, codec=codec)
+                if self.segment_format == "fmp4":  # the same container as every other rendition
+                    template.width, template.height = width, height
+                    template.codec_tag = "hvc1" if codec == "hevc" else None  # Safari takes only hvc1
+                    template.extradata = bytes(ctx.extradata or b"") or None
+                out = self._add_output(r.name, template, audio_template, self.vtb)
+                out.segment_format = self.segment_format
+                out.ts_twin = self.segment_format == "fmp4" and self.source_ts_copy
                 out.codec_string = video_codec_string(codec, bytes(ctx.extradata or b""))
                 self._passthrough = out
                 self._pass_rendition = r
@@ -628,10 +659,14 @@ class Transcoder:
         packet.dts = (packet.dts if packet.dts is not None else ts) + self.v_offset
         self._ticks_now(packet)
         cut = False
-        if self._passthrough is not None and packet.is_keyframe and self._due(packet.pts):
+        new_config = self._new_source_config(packet)
+        if self._passthrough is not None and packet.is_keyframe and (new_config or self._due(packet.pts)):
             self._boundaries.add(packet.pts)
             self._last_boundary = packet.pts
             cut = True
+            if new_config:  # every rendition cuts here, marked alike, so discontinuity sequences agree
+                for out in self._outputs.values():
+                    out.discontinuity_at.add(packet.pts)
         frames: list[VideoFrame] = []
         if self._encoded:
             try:
@@ -645,6 +680,38 @@ class Transcoder:
                 log.warning("passthrough packet dropped: %s", exc)
         for frame in frames:
             self._on_frame(frame)
+
+    def _new_source_config(self, packet: Packet[Any]) -> bool:
+        """fMP4 passthrough: True when this keyframe brings new parameter sets (a resolution change mid-
+        stream). The passthrough's template then carries them and the new size, so the segment cut here
+        gets a new init segment (new EXT-X-MAP, after a discontinuity). MPEG-TS needs nothing of this:
+        its segments carry their parameter sets in-band."""
+        out = self._passthrough
+        if out is None or out.segment_format != "fmp4" or out.video is None:
+            return False
+        side = new_extradata_side_data(packet)
+        if side is not None:
+            self._pending_extradata = side
+        if not packet.is_keyframe:
+            return False
+        current = out.video.extradata or b""
+        codec = out.video.codec or ""
+        new = self._pending_extradata
+        self._pending_extradata = None
+        if new is None and codec == "h264":
+            new = in_band_extradata(bytes(packet), current)
+        if new is None or new == current:
+            return False
+        size = _picture_size(codec, new, packet)
+        out.video.extradata = new
+        if size is not None:
+            out.video.width, out.video.height = size
+            self._pass_rendition = self._pass_rendition.model_copy(
+                update={"width": size[0], "height": size[1]}
+            )
+        out.codec_string = video_codec_string(codec, new) or out.codec_string
+        log.info("source: new parameter sets at %s, %s: a new init segment", packet.pts, size)
+        return out.segment is not None  # the first keyframe starts a segment anyway
 
     def _due(self, pts: int) -> bool:
         last = self._last_boundary
@@ -1010,6 +1077,7 @@ class Transcoder:
                 start=seg.start,
                 size=seg.size,
                 discontinuity=seg.discontinuity,
+                record_path=str(out.twin_path) if out.twin_path is not None else None,
             )
         )
         self._write_master()
@@ -1061,6 +1129,21 @@ class Transcoder:
             self.on_event(event)
         except Exception:  # a broken listener must not break the broadcast
             log.exception("media event listener failed on %s", type(event).__name__)
+
+
+def _picture_size(codec: str, extradata: bytes, packet: Packet[Any]) -> tuple[int, int] | None:
+    """The picture size of a keyframe decoded with these parameter sets (one frame, a fresh decoder:
+    the pipeline's own decoder may be frames behind, or not running on a passthrough-only ladder)."""
+    try:
+        ctx: Any = CodecContext.create(codec, "r")
+        ctx.extradata = extradata
+        probe = Packet(bytes(packet))
+        probe.pts, probe.dts, probe.time_base = packet.pts, packet.dts, packet.time_base
+        frames = [*ctx.decode(probe), *ctx.decode(None)]
+    except (av.error.FFmpegError, ValueError) as exc:
+        log.warning("could not read the new picture size: %s", exc)
+        return None
+    return (frames[0].width, frames[0].height) if frames else None
 
 
 class _Discard:

@@ -14,16 +14,31 @@ the same URLs, with an EXT-X-DISCONTINUITY where the new run begins.
 
 Exit codes: 0 after the source ended (stdin closed), `EXIT_REFUSED` when the source cannot be served
 (not FLV, an unsupported codec): restarting would fail the same way, so the node ends the stream.
+
+Warm spare (`--spare`): the node keeps one worker started ahead of time, which imports PyAV and the
+media library, loads the ladder presets, says `{"event": "spare_ready"}` and then waits for one line
+on stdin: `{"argv": [...]}`, the arguments of the stream it is given; the FLV follows on the same
+stdin. A spare serves one stream and exits with it, exactly as a cold-started worker, so isolation and
+supervision are unchanged; what it saves is the interpreter start and the imports (about 1 s of CPU,
+several seconds on a loaded machine) while the publisher is already sending. A spare whose stdin closes
+before any line exits 0.
+
+Probing: FLV from RTMP names its codecs in the header and the sequence headers, and OBS and ffmpeg
+send the frame rate in the metadata (`framerate`). When the first tag is metadata with a frame rate
+(`peek_flv`), the input is opened with `fpsprobesize=0` (`FAST_PROBE`): without it FFmpeg holds the
+first 40 video frames (about 1.3 s at 30 fps) to measure a frame rate it was already told, and the
+first segment waits for them. Without that metadata FFmpeg measures it as before (its guess from a
+single frame of FLV's millisecond clock can be 50 for a 25 fps source).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import inspect
 import json
 import logging
 import os
+import struct
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -32,7 +47,8 @@ from typing import Any, BinaryIO
 import av
 from av.bitstream import BitStreamFilterContext
 
-from ingest_node.media.recording import SegmentRecorder, clone_packet, open_remux_recording
+from ingest_node.media.hls import clone_packet
+from ingest_node.media.recording import SegmentRecorder, open_remux_recording
 from ingest_node.media.thumbnails import Thumbnailer
 
 log = logging.getLogger("ingest_node.media.worker")
@@ -44,10 +60,68 @@ SUPPORTED_AUDIO = {"aac", "mp3", "opus"}
 ANNEXB_FILTERS = {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}
 DEFAULT_BANDWIDTH = 2_500_000
 PROBE_OPTIONS = {"probesize": "2000000", "analyzeduration": "2000000"}
+# When the FLV metadata gives the frame rate: do not hold frames to measure it (see the docstring).
+FAST_PROBE = {"fpsprobesize": "0"}
+FLV_HEADER_BYTES = 13  # the 9-byte header and the first PreviousTagSize
+MAX_PEEK_TAG = 64 * 1024
+AMF_FRAMERATE = b"\x00\x09framerate\x00"  # ECMA-array key "framerate", then an AMF0 number
 
 
 class MediaRefused(Exception):
     """The source cannot be served (not a stream we understand); a restart would not help."""
+
+
+class PeekedInput:
+    """A binary stream whose first bytes were read ahead (`peek_flv`), given back before the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                data, self._head = self._head + self._rest.read(), b""
+                return data
+            data, self._head = self._head[:size], self._head[size:]
+            return data
+        return self._rest.read(size)
+
+
+def peek_flv(source: BinaryIO) -> tuple[PeekedInput, float | None]:
+    """Read the FLV header and, if the first tag is metadata, that tag; return a stream that still
+    starts at byte 0 and the frame rate the metadata declares (None: not declared, or not FLV)."""
+    head = _read_exactly(source, FLV_HEADER_BYTES)
+    fps: float | None = None
+    if len(head) == FLV_HEADER_BYTES and head[:3] == b"FLV":
+        tag_head = _read_exactly(source, 11)
+        head += tag_head
+        if len(tag_head) == 11 and tag_head[0] == 18:  # a script tag: onMetaData
+            size = int.from_bytes(tag_head[1:4], "big")
+            if size <= MAX_PEEK_TAG:
+                body = _read_exactly(source, size)
+                head += body
+                fps = _metadata_frame_rate(body)
+    return PeekedInput(head, source), fps
+
+
+def _read_exactly(source: BinaryIO, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = source.read(size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _metadata_frame_rate(body: bytes) -> float | None:
+    at = body.find(AMF_FRAMERATE)
+    if at < 0 or len(body) < at + len(AMF_FRAMERATE) + 8:
+        return None
+    start = at + len(AMF_FRAMERATE)
+    (value,) = struct.unpack(">d", body[start : start + 8])
+    return value if 0 < value <= 1000 else None
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -92,21 +166,24 @@ def master_playlist(
 
 
 def remux_to_hls(
-    source: BinaryIO | str,
+    source: BinaryIO | PeekedInput | str,
     out_dir: Path,
     segment_seconds: float,
     *,
     append: bool,
     record_dir: Path | None = None,
     thumbnail_seconds: float | None = None,
+    fast_probe: bool = False,
 ) -> None:
     """The fallback pipeline: the source's own packets into one HLS rendition, no decode, no encode.
 
     With `record_dir`, a second muxer keeps every segment for the recording; with `thumbnail_seconds`,
-    a keyframe is decoded that often into `thumbnail.jpg`.
+    a keyframe is decoded that often into `thumbnail.jpg`; `fast_probe` when the metadata gave the
+    frame rate.
     """
+    options = {**PROBE_OPTIONS, **(FAST_PROBE if fast_probe else {})}
     try:
-        inp = av.open(source, mode="r", format="flv", options=PROBE_OPTIONS)
+        inp = av.open(source, mode="r", format="flv", options=options)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise MediaRefused(f"the source is not a readable FLV stream ({exc})") from exc
     with inp:
@@ -219,7 +296,7 @@ def transcoder_available() -> bool:
 
 
 def run_transcoder(
-    source: BinaryIO,
+    source: BinaryIO | PeekedInput,
     out_dir: Path,
     segment_seconds: float,
     *,
@@ -229,12 +306,9 @@ def run_transcoder(
     thumbnail_seconds: float | None = None,
     codec: str = "h264",
     segment_format: str | None = None,
+    fast_probe: bool = False,
 ) -> None:
-    """Run the adaptive ladder of `ingest_node.media.transcoder`, relaying its events to the node.
-
-    Keyword arguments are passed only when the Transcoder's signature takes them, so the join survives
-    small changes of its API while it settles.
-    """
+    """Run the adaptive ladder of `ingest_node.media.transcoder`, relaying its events to the node."""
     from ingest_node.media import ladder as ladders
     from ingest_node.media import pipeline_events as events
     from ingest_node.media.transcoder import MediaInputError, Transcoder
@@ -253,7 +327,8 @@ def run_transcoder(
     def on_event(event: Any) -> None:
         if isinstance(event, events.SegmentWritten):
             if recorder is not None and event.rendition in copied:
-                recorder.add(Path(event.path), event.duration, event.size, event.discontinuity)
+                kept = event.record_path or event.path  # the MPEG-TS copy of an fMP4 source
+                recorder.add(Path(kept), event.duration, event.size, event.discontinuity)
             return
         if isinstance(event, events.StreamStarted):
             copied.update(name for name, encoder in event.encoders if encoder == "copy")
@@ -281,17 +356,20 @@ def run_transcoder(
                 event.replacement,
             )
 
-    wanted: dict[str, Any] = {
-        "on_event": on_event,
-        "input_format": "flv",
-        "resume": append,
-        "on_video_packet": on_video_packet,
-    }
-    accepted = inspect.signature(Transcoder).parameters
-    extra = {k: v for k, v in wanted.items() if k in accepted}
     try:
         lad = ladders.ladder(preset, codec=codec, segment_format=segment_format)  # type: ignore[arg-type]
-        transcoder = Transcoder(source, out_dir, lad, segment_seconds, **extra)
+        transcoder = Transcoder(
+            source,  # type: ignore[arg-type]  # PyAV reads any object with read(): the peeked stdin is one
+            out_dir,
+            lad,
+            segment_seconds,
+            on_event=on_event,
+            input_format="flv",
+            input_options=FAST_PROBE if fast_probe else None,
+            resume=append,
+            on_video_packet=on_video_packet,
+            source_ts_copy=recorder is not None,
+        )
     except (KeyError, ValueError) as exc:  # an unknown preset, TS asked for AV1: the settings, not media
         raise MediaRefused(f"the channel's media settings cannot be used: {exc}") from exc
     try:
@@ -300,7 +378,33 @@ def run_transcoder(
         raise MediaRefused(str(exc)) from exc
 
 
+def warm_up() -> None:
+    """Import and load now what a stream would need first (the spare's whole point)."""
+    if transcoder_available():
+        from ingest_node.media import ladder, transcoder  # noqa: F401
+
+        ladder.load_presets()
+
+
+def wait_as_spare(stdin: BinaryIO) -> list[str] | None:
+    """Be a warm spare: report ready, then read the arguments of the stream this process is given
+    (one JSON line, `{"argv": [...]}`); None when the node closed stdin first (no stream came)."""
+    emit("spare_ready", pid=os.getpid())
+    line = stdin.readline()  # the rest of this stdin, the FLV, stays buffered for the pipeline
+    if not line:
+        return None
+    argv = json.loads(line).get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise SystemExit(f"the spare was given no usable arguments: {line[:200]!r}")
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--spare"]:
+        warm_up()
+        argv = wait_as_spare(sys.stdin.buffer)
+        if argv is None:
+            return 0
     parser = argparse.ArgumentParser(prog="python -m ingest_node.media.worker", description=__doc__)
     parser.add_argument("--channel-id", required=True)
     parser.add_argument("--out-dir", required=True, type=Path)
@@ -320,7 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     av.logging.set_level(av.logging.ERROR)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    source = sys.stdin.buffer
+    source, fps = peek_flv(sys.stdin.buffer)
+    if fps is not None:
+        log.debug("the metadata gives %.3f fps: probing without measuring it", fps)
     use_transcoder = args.pipeline == "transcoder" or (args.pipeline == "auto" and transcoder_available())
     try:
         if use_transcoder:
@@ -334,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
                 thumbnail_seconds=args.thumbnail_seconds,
                 codec=args.codec,
                 segment_format=args.segment_format,
+                fast_probe=fps is not None,
             )
         else:
             remux_to_hls(
@@ -343,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                 append=args.append,
                 record_dir=args.record_dir,
                 thumbnail_seconds=args.thumbnail_seconds,
+                fast_probe=fps is not None,
             )
     except MediaRefused as exc:
         log.error("refusing the stream: %s", exc)

@@ -1,11 +1,13 @@
 """Per-channel media settings (latency level, quality preset, codec, segment format): set over the
 authenticated admin API and `efir channels media`, validated with clear errors, stored in the database,
-and used by the worker when the channel's next stream starts (checked on a real RTMP publish)."""
+and used by the worker when the channel's next stream starts (checked on a real RTMP publish, fMP4
+through a mid-stream resolution change included)."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -18,8 +20,11 @@ from services.settings import Settings
 from tests.conftest import free_port
 from tests.ingest_node.ingest.conftest import FFPROBE, IngestNode, finish, wait_until
 from tests.ingest_node.live_node import Node, ServerThread, running_node
+from tests.ingest_node.media.probe import decodes, playlist_segments, streams, with_init
 
 pytestmark = pytest.mark.db
+
+QUIET = ["/usr/bin/ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin"]
 
 
 def test_media_settings_default_then_set_then_merge(node: Node) -> None:
@@ -164,3 +169,94 @@ def test_the_worker_uses_the_channels_level_preset_and_fmp4(media_node: IngestNo
     )  # fmt: skip
     assert probe.returncode == 0, probe.stderr
     assert "h264,284,160" in probe.stdout
+
+
+@pytest.mark.slow
+def test_an_fmp4_channel_follows_a_resolution_change_with_a_new_init_segment(
+    media_node: IngestNode, tmp_path: Path
+) -> None:
+    """640x360 then 320x180 in one publish (two encodes joined, as test_rtmp_bad_input.py does) to an
+    fMP4 channel: every rendition is fMP4, the source gets a new init segment (a discontinuity and a
+    new EXT-X-MAP) whose segments decode at the new size, the encoded rung keeps its size, and the
+    recording is still the source's own packets as MPEG-TS, at both sizes."""
+    clips = []
+    for size in ("640x360", "320x180"):
+        clip = tmp_path / f"{size}.ts"
+        subprocess.run(
+            [*QUIET, "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30", "-f", "lavfi", "-i",
+             "sine=frequency=440", "-t", "3", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30",
+             "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "mpegts", str(clip)],
+            check=True, timeout=120,
+        )  # fmt: skip
+        clips.append(clip)
+    listing = tmp_path / "clips.txt"
+    listing.write_text("".join(f"file '{c}'\n" for c in clips))
+    channel_id, key = media_node.channel_with_key()
+    with media_node.node.admin() as http:
+        answer = http.put(
+            f"/api/v1/channels/{channel_id}/media",
+            json={"latency_level": 1, "quality_preset": "low", "segment_format": "fmp4"},
+        )
+    assert answer.status_code == 200, answer.text
+    publisher = subprocess.Popen(
+        [*QUIET, "-re", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", "-f", "flv",
+         f"{media_node.rtmp}/{key}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    stream = wait_until(
+        lambda: (live := media_node.live(channel_id)) is not None and live.broadcast_id and live,
+        "the stream to go live",
+    )
+    broadcast_id = str(stream.broadcast_id)
+    code, err = finish(publisher)
+    assert code == 0, err
+
+    root = media_node.hls_dir(channel_id)
+    wait_until(lambda: "#EXT-X-ENDLIST" in (root / "source" / "index.m3u8").read_text(), "the end")
+    source = root / "source" / "index.m3u8"
+    text = source.read_text()
+    assert "#EXT-X-VERSION:6" in text
+    assert '#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init-2.mp4"' in text, text
+    sizes: dict[tuple[str, str], tuple[int, int]] = {}
+    for name in ("source", "160p"):
+        playlist = root / name / "index.m3u8"
+        for i, (_duration, uri) in enumerate(playlist_segments(playlist)):
+            assert uri.endswith(".m4s"), (name, uri)
+            joined = with_init(playlist, uri, tmp_path / f"{name}-{i}.mp4")
+            assert decodes(joined), f"{name}/{uri} does not decode with its EXT-X-MAP"
+            (video,) = [s for s in streams(joined) if s["codec_type"] == "video"]
+            sizes[(name, uri)] = (video["width"], video["height"])
+    after_change = text.split('URI="init-2.mp4"')[1]
+    for (name, uri), shown in sizes.items():
+        if name == "160p":
+            assert shown == (284, 160), (uri, shown)
+        elif uri in after_change:
+            assert shown == (320, 180), (uri, shown)
+        else:
+            assert shown == (640, 360), (uri, shown)
+
+    def listed() -> list[dict[str, object]]:
+        with media_node.node.client() as http:
+            found = http.get(f"/api/v1/channels/{channel_id}/recordings")
+        assert found.status_code == 200, found.text
+        return [r for r in found.json() if r["broadcast_id"] == broadcast_id]
+
+    wait_until(listed, "the recording to be listed")
+    base = f"{media_node.node.url}/vod/{channel_id}/{broadcast_id}"
+    with httpx.Client(timeout=30) as http:
+        init = http.get(f"{media_node.node.url}/live/{channel_id}/source/init-2.mp4")
+        assert init.status_code == 200 and init.headers["content-type"] == "video/mp4"
+        assert init.content == (root / "source" / "init-2.mp4").read_bytes()
+        vod = http.get(f"{base}/index.m3u8").text
+        segments = [line for line in vod.splitlines() if line and not line.startswith("#")]
+        assert segments and all(s.endswith(".ts") for s in segments) and "#EXT-X-MAP" not in vod
+        recorded = []
+        for uri in (segments[0], segments[-1]):
+            answer = http.get(f"{base}/{uri}")
+            assert answer.headers["content-type"] == "video/mp2t"
+            (tmp_path / uri).write_bytes(answer.content)
+            assert decodes(tmp_path / uri)
+            recorded.append(
+                {(s["width"], s["height"]) for s in streams(tmp_path / uri) if s["codec_type"] == "video"}
+            )
+    assert recorded == [{(640, 360)}, {(320, 180)}]

@@ -123,11 +123,11 @@ def live_stream(player_node: IngestNode, request: pytest.FixtureRequest) -> Iter
         ]
         for rendition in renditions:
             wait_until(lambda r=rendition: _rendition_segments(root / r) >= 2, f"two {rendition} segments")
-        # The encoded renditions take the channel's format; the passthrough source always stays MPEG-TS.
+        # Every rendition, the passthrough source included, takes the channel's format: one container
+        # across the ladder, so a player can switch between any two.
         suffix = ".m4s" if segment_format == "fmp4" else ".ts"
         for rendition in renditions:
-            wanted = ".ts" if rendition == "source" else suffix
-            assert {p.suffix for p in (root / rendition).glob("seg*")} == {wanted}, rendition
+            assert {p.suffix for p in (root / rendition).glob("seg*")} == {suffix}, rendition
         url = f"{player_node.node.url}/live/{channel_id}/master.m3u8"
         served = httpx.get(url, timeout=30)
         assert served.status_code == 200, served.text
@@ -192,17 +192,7 @@ def _played_past(browser: Browser, seconds: float) -> None:
     "live_stream",
     [
         "ts",
-        pytest.param(
-            "fmp4",
-            marks=pytest.mark.xfail(
-                raises=AssertionError,
-                strict=True,
-                reason="an fMP4 channel's ladder mixes the MPEG-TS passthrough source with muxed fMP4 "
-                "renditions; hls.js cannot switch between them (fatal bufferAppendError, "
-                "HlsJsTrackRemovedError: it refuses muxed/unmuxed SourceBuffer transitions, "
-                "video-dev/hls.js#5485). See docs/players.md.",
-            ),
-        ),
+        "fmp4",
     ],
     indirect=True,
 )
@@ -254,7 +244,7 @@ def test_hls_js_in_chromium_plays_the_live_stream_and_switches_rendition(
 def test_hls_js_plays_each_rendition_of_an_fmp4_channel_on_its_own(
     live_stream: LiveStream, browser: Browser, page_origin: str
 ) -> None:
-    """The fMP4 segments themselves play through MSE (and so does the TS source): only the mix fails."""
+    """Each fMP4 rendition, the passthrough source included, plays through MSE on its own."""
     for rendition, size in (("160p", (284, 160)), ("source", (640, 360))):
         url = live_stream.master_url.replace("master.m3u8", f"{rendition}/index.m3u8")
         browser.navigate(f"{page_origin}/hlsjs.html?{httpx.QueryParams(src=url)}")

@@ -49,7 +49,7 @@ def test_the_fmp4_init_segment_declares_the_renditions_resolution(tmp_path: Path
     out = tmp_path / "hls"
     run_ladder(clip, out, two_rungs(None, "fmp4"))
     variants = {uri.split("/")[0]: attrs for attrs, uri in master_variants(out / "master.m3u8")}
-    for name in ("180p", "160p"):
+    for name in ("source", "180p", "160p"):  # the passthrough is fMP4 too, from the source's avcC
         width, height = (int(v) for v in variants[name]["RESOLUTION"].split("x"))
         tracks, entries = header_sizes((out / name / "init.mp4").read_bytes())
         assert tracks == [(width, height)], (name, tracks)
