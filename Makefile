@@ -16,7 +16,7 @@ help:
 	@echo "make up          install what is missing, then run everything (efir up)"
 	@echo "make test        the full test suite: SQLite, then the database tests on PostgreSQL"
 	@echo "make test-quick  the tests without the slow end-to-end ones"
-	@echo "make lint        ruff check, ruff format --check, mypy"
+	@echo "make lint        ruff check, ruff format --check, mypy (services, ingest_node)"
 	@echo "make bench       the benchmarks in benchmarks/"
 
 setup:
