@@ -8,7 +8,8 @@ file under the marts root: `MARTS/fraud_model/<version>/model.joblib` with `metr
 a hash of the training data and parameters, so retraining on the same data rewrites the same model.
 
 Labels are chargebacks and moderators' review decisions (`services.fraud_reviews`); `fraud_model` says
-which wins when they disagree and how the time-split evaluation keeps later decisions out of training.
+which wins when they disagree and how the time-split evaluation keeps later decisions and chargebacks
+out of training.
 """
 
 import json
@@ -341,11 +342,12 @@ def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) 
     Labels, by precedence: a moderator's latest review decision on the donation (`fraud` 1, `legitimate`
     0) wins; a donation nobody decided is 1 when it was charged back, else 0. A decision overrides only
     its own donation. The evaluation stays honest about time: its training days learn only from
-    decisions recorded before the holdout's first day (00:00 UTC), since a later decision is knowledge
-    the model deployed at the split could not have had (and reviewers may have seen holdout-period
-    scores); the holdout is graded on chargebacks alone, because decisions exist only for donations a
-    model queued, and grading on them would reward the model for its own selection. The deployed model
-    is then refitted on every day with every decision."""
+    decisions recorded and chargebacks received before the holdout's first day (00:00 UTC), since later
+    ones are knowledge the model deployed at the split could not have had (and reviewers may have seen
+    holdout-period scores); the holdout is graded on every chargeback known at the build, and on
+    chargebacks alone, because decisions exist only for donations a model queued, and grading on them
+    would reward the model for its own selection. The deployed model is then refitted on every day with
+    every chargeback and every decision."""
     params = ModelParams()
     files = mart_files(marts.path, FRAUD_FEATURES_MART, None)
     con = duckdb.connect()
@@ -364,7 +366,8 @@ def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) 
     features = features.with_columns(
         pl.col("occurred_at").dt.cast_time_unit("us").dt.convert_time_zone("UTC")
     ).sort("occurred_at", "donation_id")
-    chargebacks = chargeback_labels(features, charged_back_donations(lake.path))
+    charged_back = charged_back_donations(lake.path)
+    chargebacks = chargeback_labels(features, charged_back)
     reviews = fraud.reviews()
     decisions = latest(reviews)
     labels = with_review_labels(features["donation_id"], chargebacks, decisions)
@@ -373,14 +376,22 @@ def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) 
     try:
         split_at = datetime.combine(split_day(features), time(), UTC)
         known = latest(reviews, before=split_at)
+        # Training learns only the chargebacks that had arrived by the split; the holdout is graded on all.
+        train_labels = with_review_labels(
+            features["donation_id"], chargeback_labels(features, charged_back, before=split_at), known
+        )
         evaluation = evaluate(
             features,
             chargebacks,
             threshold=fraud.review_threshold,
             params=params,
-            train_labels=with_review_labels(features["donation_id"], chargebacks, known),
+            train_labels=train_labels,
         ).as_dict()
         evaluation["train_review_labels"] = int(features["donation_id"].is_in(list(known)).sum())
+        uncut = with_review_labels(features["donation_id"], chargebacks, known)
+        evaluation["train_chargebacks_after_split"] = int(
+            ((uncut > train_labels) & (features["occurred_at"] < split_at)).sum()
+        )
     except TrainingError as exc:  # one day of data: no honest holdout yet
         evaluation = None
         reason = str(exc)
@@ -418,6 +429,7 @@ def fraud_model(lake: LakeResource, marts: MartsResource, fraud: FraudResource) 
                 metadata[f"holdout_{who}_{name}"] = _finite(evaluation[who][name])
         metadata["holdout_rows"] = evaluation["holdout_rows"]
         metadata["holdout_positives"] = evaluation["holdout_positives"]
+        metadata["train_chargebacks_after_split"] = evaluation["train_chargebacks_after_split"]
     else:
         metadata["evaluation"] = f"not evaluated: {reason}"
     return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(model.version))

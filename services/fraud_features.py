@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -292,9 +292,16 @@ def donation_features(
     return out.select(*ids, *FEATURE_NAMES, "rules_flag")
 
 
-def chargeback_labels(features: pl.DataFrame, reversals: pl.DataFrame) -> pl.Series:
-    """1 for each donation that was ever charged back (as far as `reversals` knows), else 0."""
-    charged = set(reversals.filter(pl.col("kind") == CHARGED_BACK)["donation_id"].to_list())
+def chargeback_labels(
+    features: pl.DataFrame, reversals: pl.DataFrame, *, before: datetime | None = None
+) -> pl.Series:
+    """1 for each donation that was ever charged back (as far as `reversals` knows), else 0. With `before`,
+    only chargebacks that arrived strictly before that instant count: chargebacks land days or weeks after
+    the donation, so a time-split evaluation must not train on ones its split could not have seen yet."""
+    known = reversals.filter(pl.col("kind") == CHARGED_BACK)
+    if before is not None:
+        known = known.filter(pl.col("occurred_at") < before)
+    charged = set(known["donation_id"].to_list())
     return features["donation_id"].is_in(list(charged)).cast(pl.Int8).alias("label")
 
 

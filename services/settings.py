@@ -239,7 +239,13 @@ class Settings(BaseSettings):
         5, ge=1, description="An IP hash with more viewing sessions than this in a day earns no points."
     )
     fraud_review_threshold: float = Field(
-        0.5, ge=0, le=1, description="Donations whose fraud score is at least this go to the review queue."
+        0.2,
+        ge=0,
+        le=1,
+        # 0.2, not 0.5: the newest training donations' chargebacks have not landed when the model is fit,
+        # so calibrated scores run low (docs/fraud.md, "Metrics"); at 0.2 the model beats the rules on
+        # both precision and recall on the time-split holdout.
+        description="Donations whose fraud score is at least this go to the review queue.",
     )
     fraud_lookback_days: int = Field(
         30,

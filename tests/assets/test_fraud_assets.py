@@ -36,7 +36,7 @@ from assets.fraud import (
     model_dir,
 )
 from assets.resources import LakeResource, MartsResource
-from services.events import DonationProcessed, Envelope
+from services.events import DonationChargedBack, DonationProcessed, Envelope
 from services.fraud_patterns import charged_back_ids, labelled_donations
 from services.fraud_reviews import FraudReviewStore
 from services.lake import mart_partition_path
@@ -74,6 +74,16 @@ def resources(lake: Path, marts: Path, threshold: float = THRESHOLD) -> dict[str
 
 def checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def charged_back_at(events: list[Envelope]) -> dict[str, datetime]:
+    """When each chargeback arrived (its first `donation.charged_back`), by donation id."""
+    arrived: dict[str, datetime] = {}
+    for e in events:
+        if e.event_type == DonationChargedBack.event_type:
+            donation_id = e.payload["donation_id"]
+            arrived[donation_id] = min(e.occurred_at, arrived.get(donation_id, e.occurred_at))
+    return arrived
 
 
 def build(lake: Path, marts: Path, days: list[date] = DAYS) -> dict[str, object]:
@@ -282,9 +292,14 @@ def test_review_decisions_are_labels_without_leaking_past_the_split_and_the_queu
     assert meta["version"] != metadata["version"]  # new labels, new model
     summary = json.loads((model_dir(marts) / str(meta["version"]) / "metrics.json").read_text())
     evaluation = summary["evaluation"]
-    # The evaluation's training saw only the decisions made before the split (clean[3] was then fraud)...
+    # The evaluation's training saw only the decisions made before the split (clean[3] was then fraud);
+    # olga's `legitimate` removes a positive there only if the chargeback had arrived by the split...
     assert evaluation["train_review_labels"] == 4
-    assert evaluation["train_positives"] == before["evaluation"]["train_positives"] + 3 - 1
+    was_known = int(charged_back_at(events)[queued[0]] < split_at)
+    assert evaluation["train_positives"] == before["evaluation"]["train_positives"] + 3 - was_known
+    # ...and a late chargeback the reviewer already called legitimate is not counted as cut.
+    late_before = before["evaluation"]["train_chargebacks_after_split"]
+    assert evaluation["train_chargebacks_after_split"] == late_before - (1 - was_known)
     # ...and the holdout is graded on chargebacks only: the reviewer's fraud on a holdout donation is not.
     assert evaluation["holdout_positives"] == before["evaluation"]["holdout_positives"]
     assert evaluation["split_at"] == DAYS[2].isoformat()
@@ -307,3 +322,32 @@ def test_review_decisions_are_labels_without_leaking_past_the_split_and_the_queu
         "decided_by",
         "decided_at",
     ]
+
+
+def test_the_evaluation_trains_only_on_chargebacks_that_arrived_before_the_split(
+    built: tuple[Path, Path, dict[str, object]], events: list[Envelope]
+) -> None:
+    """A training donation whose chargeback lands after the holdout's first day is a negative for the
+    evaluation's training (the model deployed at the split could not have known it), a positive for the
+    deployed model; the holdout is still graded on every chargeback the lake holds."""
+    _, marts, metadata = built
+    split_at = datetime.combine(DAYS[2], datetime.min.time(), UTC)
+    arrived = charged_back_at(events)
+    training = [
+        r["donation_id"]
+        for day in DAYS[:2]
+        for r in pq.read_table(mart_partition_path(marts, FRAUD_FEATURES_MART, day)).to_pylist()
+    ]
+    held_out = pq.read_table(mart_partition_path(marts, FRAUD_FEATURES_MART, DAYS[2]))["donation_id"]
+    charged_held_out = sum(d.as_py() in arrived for d in held_out)
+    early = [d for d in training if d in arrived and arrived[d] < split_at]
+    late = [d for d in training if d in arrived and arrived[d] >= split_at]
+    assert late  # the fixture has training donations charged back after the split
+    summary = json.loads((model_dir(marts) / str(metadata["version"]) / "metrics.json").read_text())
+    evaluation = summary["evaluation"]
+    assert evaluation["train_positives"] == len(early)
+    assert evaluation["train_chargebacks_after_split"] == len(late)
+    assert metadata["train_chargebacks_after_split"] == len(late)
+    assert evaluation["holdout_positives"] == charged_held_out  # graded on every chargeback, as before
+    # The deployed model, refitted on every day, learns every chargeback, the late ones included.
+    assert metadata["train_positives"] == len(early) + len(late) + charged_held_out

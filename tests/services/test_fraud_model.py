@@ -3,13 +3,20 @@ version, the metrics (one computed by hand) and the time-split evaluation agains
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
 
-from services.fraud_features import FEATURES, chargeback_labels, donation_features, frames_from_events
+from services.fraud_features import (
+    CHARGED_BACK,
+    FEATURES,
+    REVERSAL_COLUMNS,
+    chargeback_labels,
+    donation_features,
+    frames_from_events,
+)
 from services.fraud_model import (
     ModelParams,
     TrainingError,
@@ -27,10 +34,16 @@ START = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def labelled() -> tuple[pl.DataFrame, pl.Series]:
+def drawn() -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The features and the reversals (chargebacks with the time each arrived) of the drawn traffic."""
     events = labelled_donations(5, ["alpha", "beta"], START, 6, donations=1500, rings=30)
     donations, reversals = frames_from_events(events, FxTable.load())
-    features = donation_features(donations, reversals)
+    return donation_features(donations, reversals), reversals
+
+
+@pytest.fixture(scope="module")
+def labelled(drawn: tuple[pl.DataFrame, pl.DataFrame]) -> tuple[pl.DataFrame, pl.Series]:
+    features, reversals = drawn
     return features, chargeback_labels(features, reversals)
 
 
@@ -111,6 +124,50 @@ def test_the_evaluation_can_train_on_other_labels_than_it_grades_with(
     unlabelled = evaluate(features, labels, threshold=0.5, train_labels=pl.Series([0] * len(labels)))
     assert unlabelled.kind == "anomaly" and unlabelled.train_positives == 0  # nothing to learn from
     assert unlabelled.holdout_positives == graded.holdout_positives  # graded on the same labels
+
+
+def test_the_evaluation_trains_only_on_chargebacks_that_arrived_before_the_split(
+    drawn: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
+    """Chargebacks land days after their donation: one arriving after the split is a negative for the
+    evaluation's training (a model deployed at the split could not have known it), yet still grades the
+    holdout and labels the final fit on every day."""
+    split = datetime(2026, 11, 4, tzinfo=UTC)
+    ids = pl.DataFrame({"donation_id": ["early", "at-split", "refunded", "clean"]})
+    reversals_by_hand = pl.DataFrame(
+        {
+            "donation_id": ["early", "at-split", "refunded"],
+            "occurred_at": [split - timedelta(seconds=1), split, split - timedelta(days=1)],
+            "kind": [CHARGED_BACK, CHARGED_BACK, "refunded"],
+        },
+        schema=REVERSAL_COLUMNS,
+    )
+    assert chargeback_labels(ids, reversals_by_hand).to_list() == [1, 1, 0, 0]
+    assert chargeback_labels(ids, reversals_by_hand, before=split).to_list() == [1, 0, 0, 0]
+
+    features, reversals = drawn
+    split_at = datetime.combine(split_day(features), datetime.min.time(), UTC)
+    every = chargeback_labels(features, reversals)
+    known = chargeback_labels(features, reversals, before=split_at)
+    arrived = (
+        reversals.filter(pl.col("kind") == CHARGED_BACK)
+        .group_by("donation_id")
+        .agg(pl.col("occurred_at").min().alias("charged_back_at"))
+    )
+    training = features["occurred_at"] < split_at
+    late = (
+        features.with_row_index("row")
+        .join(arrived, on="donation_id")
+        .filter((pl.col("occurred_at") < split_at) & (pl.col("charged_back_at") >= split_at))["row"]
+    )
+    assert len(late) > 0  # donations before the split whose chargeback landed after it
+    assert all(every[i] == 1 and known[i] == 0 for i in late)
+
+    honest = evaluate(features, every, threshold=0.5, train_labels=known)
+    leaky = evaluate(features, every, threshold=0.5)
+    assert honest.train_positives == int(known.filter(training).sum()) == leaky.train_positives - len(late)
+    assert honest.holdout_positives == leaky.holdout_positives  # graded on every chargeback, as before
+    assert train(features, every).train_positives == int(every.sum())  # the final fit keeps them
 
 
 def test_bad_training_input_is_refused_clearly(labelled: tuple[pl.DataFrame, pl.Series]) -> None:
