@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from ingest_node import payment_webhooks
 from ingest_node.audit import audit
-from ingest_node.idempotency import Digest, request_digest
 from ingest_node.models import Channel, Donation, DonationStatus, IdempotencyKey, WebhookEventRecord, utcnow
 from ingest_node.money import donation_rules
 from ingest_node.outbox import enqueue
@@ -66,7 +65,7 @@ class StoredResponse:
     """An idempotency record's answer; `status is None` while the first request is still running."""
 
     status: int | None
-    body: dict[str, Any] | None
+    body: str | None  # the stored JSON, replayed as it was
     request_hash: str
 
 
@@ -76,18 +75,11 @@ class Opened:
     response: DonationCreatedOut
 
 
-def request_hash(body: DonationIn) -> Digest:
-    """What the donation's Idempotency-Key is stored with: the hash of what the client sent
-    (`ingest_node.idempotency`), so a field added with a default never changes it."""
-    return request_digest(body)
-
-
 def stored_response(session: Session, key: str) -> StoredResponse | None:
     record = session.get(IdempotencyKey, key, populate_existing=True)
     if record is None:
         return None
-    body = json.loads(record.response_body) if record.response_body else None
-    return StoredResponse(record.response_status, body, record.request_hash)
+    return StoredResponse(record.response_status, record.response_body, record.request_hash)
 
 
 def open_donation(

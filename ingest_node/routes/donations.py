@@ -11,43 +11,30 @@ approval): a held donation asks the provider for nothing until it is approved (r
 from __future__ import annotations
 
 import logging
-import re
 import time
-from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from ingest_node import ledger
 from ingest_node.deps import MetricsDep, PaymentsDep, SessionDep, SettingsDep
-from ingest_node.idempotency import Digest
+from ingest_node.idempotency import Digest, request_digest
 from ingest_node.models import Donation, DonationStatus
 from ingest_node.money import challenges, donation_screen
 from ingest_node.money.donation_rules import fingerprint
 from ingest_node.money.edge_guard import DEVICE_HEADER, EdgeGuard, client_ip
 from ingest_node.money.interactive import Refused
-from ingest_node.schemas import IDEMPOTENCY_KEY_PATTERN, DonationIn, DonationOut
+from ingest_node.routes.money_http import IdempotencyKeyDep, replay_stored
+from ingest_node.schemas import DonationIn, DonationOut
 from services.payments import PaymentRefused, PaymentRequest, PaymentServiceError
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/donations", tags=["donations"])
-REPLAY_HEADER = "Idempotent-Replayed"
-_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def _replay(stored: ledger.StoredResponse, digest: Digest) -> JSONResponse:
-    if not digest.matches(stored.request_hash):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            "this Idempotency-Key was already used with a different request body",
-        )
-    if stored.status is None or stored.body is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "a request with this Idempotency-Key is still being processed; retry shortly",
-        )
-    return JSONResponse(stored.body, status_code=stored.status, headers={REPLAY_HEADER: "true"})
+    return replay_stored(stored.request_hash, stored.body, stored.status, digest)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={502: {"description": "provider down"}})
@@ -58,15 +45,8 @@ def create_donation(
     settings: SettingsDep,
     payments: PaymentsDep,
     metrics: MetricsDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKeyDep,
 ) -> JSONResponse:
-    if idempotency_key is None:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "the Idempotency-Key header is required")
-    if not _KEY.fullmatch(idempotency_key):
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            "Idempotency-Key must be 8 to 128 printable characters without spaces",
-        )
     if not settings.donation_min_minor <= body.amount_minor <= settings.donation_max_minor:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -110,7 +90,7 @@ def create_donation(
             )
     except Refused as exc:
         raise HTTPException(exc.status, exc.detail) from None
-    digest = ledger.request_hash(body)
+    digest = request_digest(body)
     try:
         opened = ledger.open_donation(
             session,

@@ -5,9 +5,9 @@ A collection is public, like a viewer's badges.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import JSONResponse
 
 from ingest_node.deps import PaymentsDep, SessionDep, SettingsDep
@@ -15,11 +15,10 @@ from ingest_node.money import gifts as node_gifts
 from ingest_node.money import payer_checks, payments
 from ingest_node.money.models import GiftPurchase
 from ingest_node.money.schemas import GiftIn, GiftOut
-from ingest_node.routes.money_http import idempotency_key, open_once
+from ingest_node.routes.money_http import IdempotencyKeyDep, open_once
 from services import gifts as catalogue
 
 router = APIRouter(prefix="/api/v1/gifts", tags=["gifts"])
-KeyDep = Annotated[str, Depends(idempotency_key)]
 
 
 @router.get("/catalogue")
@@ -29,7 +28,7 @@ def get_catalogue() -> list[dict[str, Any]]:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def send_gift(
-    body: GiftIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: KeyDep
+    body: GiftIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: IdempotencyKeyDep
 ) -> JSONResponse:
     try:
         item = catalogue.item(body.item_id)

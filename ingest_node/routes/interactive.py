@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from sqlalchemy.orm import Session
@@ -37,14 +37,13 @@ from ingest_node.money.interactive_models import (
 )
 from ingest_node.money.models import MoneyCharge
 from ingest_node.money.schemas import ChannelRef, Token, UserId
-from ingest_node.routes.money_http import idempotency_key, open_once
+from ingest_node.routes.money_http import IdempotencyKeyDep, open_once
 from services.chat.automod import Rule
 from services.money import Currency
 from services.payments import PaymentRefused, PaymentServiceError
 from services.settings import Settings
 
 router = APIRouter(tags=["interactive"])
-KeyDep = Annotated[str, Depends(idempotency_key)]
 Amount = Annotated[StrictInt, Field(ge=1, le=10**12, description="integer minor units")]
 Title = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
@@ -67,13 +66,13 @@ def _paid(
     client: Any,
     key: str,
     body: BaseModel,
-    opener: Callable[[Session, str, str], interactive.Opened],
+    opener: Callable[[str, str], interactive.Opened],
     describe: Callable[[interactive.Opened], tuple[dict[str, Any], str]],
     payment_token: str,
 ) -> JSONResponse:
     """Commit the entity and its pending charge under the key, then ask the provider (payments.submit)."""
     try:
-        opened = open_once(session, key, body, lambda k, d: opener(session, k, d))
+        opened = open_once(session, key, body, opener)
     except Refused as exc:
         raise _refused(exc) from None
     if isinstance(opened, JSONResponse):
@@ -107,7 +106,7 @@ class BoostIn(BaseModel):
 
 @router.post("/api/v1/boosts", status_code=status.HTTP_201_CREATED)
 def boost_message(
-    body: BoostIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: KeyDep
+    body: BoostIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: IdempotencyKeyDep
 ) -> JSONResponse:
     """Pay to pin a chat message; its words are screened by the channel's automod BEFORE charging."""
     with session.begin():
@@ -121,9 +120,9 @@ def boost_message(
                     "nothing was charged",
                 )
 
-    def opener(s: Session, k: str, d: str) -> interactive.Opened:
+    def opener(k: str, d: str) -> interactive.Opened:
         return interactive.open_boost(
-            s,
+            session,
             settings,
             key=k,
             digest=d,
@@ -228,11 +227,11 @@ def configure_requests(
 
 @router.post("/api/v1/requests", status_code=status.HTTP_201_CREATED)
 def submit_request(
-    body: RequestIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: KeyDep
+    body: RequestIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: IdempotencyKeyDep
 ) -> JSONResponse:
-    def opener(s: Session, k: str, d: str) -> interactive.Opened:
+    def opener(k: str, d: str) -> interactive.Opened:
         return interactive.open_request(
-            s,
+            session,
             settings,
             key=k,
             digest=d,

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import Header, HTTPException, status
+from fastapi import Depends, Header, HTTPException, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,10 @@ def idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-Key")] 
             "Idempotency-Key must be 8 to 128 printable characters without spaces",
         )
     return key
+
+
+#: The validated Idempotency-Key of every money write route.
+IdempotencyKeyDep = Annotated[str, Depends(idempotency_key)]
 
 
 def replay(charge: MoneyCharge, digest: Digest) -> JSONResponse:

@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from sqlalchemy.exc import IntegrityError
@@ -20,12 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from ingest_node.deps import AdminDep, SessionDep, SettingsDep
 from ingest_node.idempotency import request_digest
 from ingest_node.money import sponsorships as sp
-from ingest_node.routes.money_http import idempotency_key, replay_stored
+from ingest_node.routes.money_http import IdempotencyKeyDep, replay_stored
 from ingest_node.schemas import CHANNEL_ID_PATTERN
 from services.money import Currency
 
 router = APIRouter(prefix="/api/v1", tags=["sponsorships"])
-KeyDep = Annotated[str, Depends(idempotency_key)]
 ChannelId = Annotated[str, Path(pattern=CHANNEL_ID_PATTERN)]
 SponsorshipId = Annotated[str, Path(min_length=1, max_length=36)]
 
@@ -113,7 +112,7 @@ def record_sponsorship(
     session: SessionDep,
     settings: SettingsDep,
     actor: AdminDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Record a sponsor's paid invoice; `sponsorship.paid` leaves through the outbox with its commit."""
     digest = request_digest(body, channel_id=channel_id)
@@ -173,7 +172,7 @@ def refund_sponsorship(
     session: SessionDep,
     settings: SettingsDep,
     actor: AdminDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """Refund a paid sponsorship; `sponsorship.refunded` repeats its settlement time and amount."""
     digest = request_digest(body, sponsorship_id=sponsorship_id)

@@ -30,7 +30,7 @@ from ingest_node.money.schemas import (
     SubscriptionOut,
     TierChangeIn,
 )
-from ingest_node.routes.money_http import idempotency_key, open_once
+from ingest_node.routes.money_http import IdempotencyKeyDep, open_once
 from services import subscriptions as rules
 from services.payments import PaymentClient
 from services.settings import Settings
@@ -38,7 +38,6 @@ from services.subscriptions import Tier
 
 router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
 _Upgrade = tuple[Subscription, rules.Proration, MoneyCharge | None]  # what an upgrade opens
-KeyDep = Annotated[str, Depends(idempotency_key)]
 _bearer = HTTPBearer(auto_error=False)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
@@ -126,7 +125,11 @@ def _open(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def subscribe(
-    body: SubscriptionIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: KeyDep
+    body: SubscriptionIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    client: PaymentsDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     return _open(
         session,
@@ -144,7 +147,11 @@ def subscribe(
 
 @router.post("/gift", status_code=status.HTTP_201_CREATED)
 def gift_subscription(
-    body: GiftSubscriptionIn, session: SessionDep, settings: SettingsDep, client: PaymentsDep, key: KeyDep
+    body: GiftSubscriptionIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    client: PaymentsDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """One month for `recipient_id`, paid by `gifter_id`; it does not renew (the recipient may subscribe)."""
     if body.recipient_id == body.gifter_id:
@@ -172,7 +179,7 @@ def gift_random_subscriptions(
     session: SessionDep,
     settings: SettingsDep,
     client: PaymentsDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
 ) -> JSONResponse:
     """A month each for `count` random viewers present in the channel, one charge for all of them;
     `subscription.gifted` per recipient once it settles. Refused (409, nothing charged) when fewer
@@ -299,7 +306,7 @@ def change_tier(
     session: SessionDep,
     settings: SettingsDep,
     client: PaymentsDep,
-    key: KeyDep,
+    key: IdempotencyKeyDep,
     auth: BearerDep,
 ) -> JSONResponse:
     """Upgrade: the prorated difference is charged now (201, the tier changes when it settles).
