@@ -7,12 +7,18 @@ import dagster as dg
 from assets.resources import LakeResource
 from services.lake import Manifest, manifests
 
+
+def lake_spec(topic: str, description: str) -> dg.AssetSpec:
+    """A topic's landed files as an external asset: the lander, not Dagster, writes them."""
+    return dg.AssetSpec(
+        key=dg.AssetKey(["lake", topic]), description=description, group_name="lake", kinds={"parquet"}
+    )
+
+
 DONATIONS_TOPIC = "donations"
-LAKE_DONATIONS = dg.AssetSpec(
-    key=dg.AssetKey(["lake", DONATIONS_TOPIC]),
-    description="Donation events landed from Kafka by the lander (hive-partitioned Parquet, event dates).",
-    group_name="lake",
-    kinds={"parquet"},
+LAKE_DONATIONS = lake_spec(
+    DONATIONS_TOPIC,
+    "Donation events landed from Kafka by the lander (hive-partitioned Parquet, event dates).",
 )
 
 OFFSET_RANGES_DISJOINT = "offset_ranges_disjoint"
@@ -49,61 +55,35 @@ VIEWS_TOPIC = "views"
 CHAT_TOPIC = "chat"
 STREAMS_TOPIC = "streams"
 SUBSCRIPTIONS_TOPIC = "subscriptions"
-LAKE_VIEWS = dg.AssetSpec(
-    key=dg.AssetKey(["lake", VIEWS_TOPIC]),
-    description="View heartbeats landed from Kafka by the lander (one per session, rendition and interval).",
-    group_name="lake",
-    kinds={"parquet"},
+LAKE_VIEWS = lake_spec(
+    VIEWS_TOPIC, "View heartbeats landed from Kafka by the lander (one per session, rendition and interval)."
 )
-LAKE_CHAT = dg.AssetSpec(
-    key=dg.AssetKey(["lake", CHAT_TOPIC]),
-    description="Chat messages and moderation events landed from Kafka by the lander.",
-    group_name="lake",
-    kinds={"parquet"},
+LAKE_CHAT = lake_spec(CHAT_TOPIC, "Chat messages and moderation events landed from Kafka by the lander.")
+LAKE_STREAMS = lake_spec(
+    STREAMS_TOPIC,
+    "Broadcast lifecycle events (started, ended, errored, ladder changed) landed by the lander.",
 )
-LAKE_STREAMS = dg.AssetSpec(
-    key=dg.AssetKey(["lake", STREAMS_TOPIC]),
-    description="Broadcast lifecycle events (started, ended, errored, ladder changed) landed by the lander.",
-    group_name="lake",
-    kinds={"parquet"},
-)
-LAKE_SUBSCRIPTIONS = dg.AssetSpec(
-    key=dg.AssetKey(["lake", SUBSCRIPTIONS_TOPIC]),
-    description="Subscription events landed from Kafka by the lander.",
-    group_name="lake",
-    kinds={"parquet"},
-)
+LAKE_SUBSCRIPTIONS = lake_spec(SUBSCRIPTIONS_TOPIC, "Subscription events landed from Kafka by the lander.")
 
 # The money topics beyond donations; each feeds a money mart (assets/payment_marts.py).
 GIFTS_TOPIC = "gifts"
 INTERACTIVE_TOPIC = "interactive"
 SPONSORSHIPS_TOPIC = "sponsorships"
-LAKE_GIFTS = dg.AssetSpec(
-    key=dg.AssetKey(["lake", GIFTS_TOPIC]),
-    description="Virtual gifts sent and their refunds and chargebacks, landed from Kafka by the lander.",
-    group_name="lake",
-    kinds={"parquet"},
+LAKE_GIFTS = lake_spec(
+    GIFTS_TOPIC, "Virtual gifts sent and their refunds and chargebacks, landed from Kafka by the lander."
 )
-LAKE_INTERACTIVE = dg.AssetSpec(
-    key=dg.AssetKey(["lake", INTERACTIVE_TOPIC]),
-    description="Interactive donations (boosts, the request queue, challenges, moments) and the refunds "
+LAKE_INTERACTIVE = lake_spec(
+    INTERACTIVE_TOPIC,
+    "Interactive donations (boosts, the request queue, challenges, moments) and the refunds "
     "and chargebacks of their payments, landed from Kafka by the lander.",
-    group_name="lake",
-    kinds={"parquet"},
 )
-LAKE_SPONSORSHIPS = dg.AssetSpec(
-    key=dg.AssetKey(["lake", SPONSORSHIPS_TOPIC]),
-    description="Sponsored-content payments and their refunds, landed from Kafka by the lander.",
-    group_name="lake",
-    kinds={"parquet"},
+LAKE_SPONSORSHIPS = lake_spec(
+    SPONSORSHIPS_TOPIC, "Sponsored-content payments and their refunds, landed from Kafka by the lander."
 )
 
 PAYOUTS_TOPIC = "payouts"
-LAKE_PAYOUTS = dg.AssetSpec(
-    key=dg.AssetKey(["lake", PAYOUTS_TOPIC]),
-    description="Payout events (payout.scheduled) that the finance jobs emit, landed back by the lander.",
-    group_name="lake",
-    kinds={"parquet"},
+LAKE_PAYOUTS = lake_spec(
+    PAYOUTS_TOPIC, "Payout events (payout.scheduled) that the finance jobs emit, landed back by the lander."
 )
 
 # Every topic the lander lands, with its external asset; a test holds this equal to services.events.TOPICS,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 
-def _annexb_nals(data: bytes) -> Iterator[bytes]:
+def annexb_nals(data: bytes) -> Iterator[bytes]:
     """NAL units of an Annex B byte stream (start codes 00 00 01 / 00 00 00 01)."""
     i, n = 0, len(data)
     starts = []
@@ -25,7 +25,7 @@ def _annexb_nals(data: bytes) -> Iterator[bytes]:
         yield data[s:end].rstrip(b"\x00") if k + 1 < len(starts) else data[s:end]
 
 
-def _unescape(nal: bytes) -> bytes:
+def unescape_rbsp(nal: bytes) -> bytes:
     """Remove emulation-prevention bytes (00 00 03 -> 00 00)."""
     return nal.replace(b"\x00\x00\x03", b"\x00\x00")
 
@@ -34,7 +34,7 @@ def h264_codec_string(data: bytes) -> str | None:
     """`avc1.PPCCLL` from an Annex B packet holding an SPS, or from avcC extradata (FLV/MP4)."""
     if len(data) > 4 and data[0] == 1:  # avcC: version 1, then profile, compatibility, level
         return f"avc1.{data[1]:02x}{data[2]:02x}{data[3]:02x}"
-    for nal in _annexb_nals(data):
+    for nal in annexb_nals(data):
         if nal and nal[0] & 0x1F == 7 and len(nal) >= 4:
             return f"avc1.{nal[1]:02x}{nal[2]:02x}{nal[3]:02x}"
     return None
@@ -61,14 +61,14 @@ def hevc_codec_string(data: bytes) -> str | None:
     """`hvc1...` from an Annex B packet holding an SPS, or from hvcC extradata."""
     if len(data) > 13 and data[0] == 1:  # hvcC: version, then the 12-byte general PTL
         return _hevc_ptl_string(data[1:13])
-    for nal in _annexb_nals(data):
+    for nal in annexb_nals(data):
         if len(nal) > 3 and (nal[0] >> 1) & 0x3F == 33:  # SPS
-            raw = _unescape(nal)
+            raw = unescape_rbsp(nal)
             return _hevc_ptl_string(raw[3:15])  # 2-byte header, 1 byte vps id/sub layers
     return None
 
 
-class _Bits:
+class BitReader:
     def __init__(self, data: bytes) -> None:
         self.data, self.pos = data, 0
 
@@ -104,7 +104,7 @@ def av1_codec_string(data: bytes) -> str | None:
             pos += 2 if has_ext else 1
             size, pos = _leb128(data, pos) if has_size else (len(data) - pos, pos)
             if obu_type == 1:  # sequence header
-                bits = _Bits(data[pos : pos + size])
+                bits = BitReader(data[pos : pos + size])
                 profile = bits.read(3)
                 bits.read(1)  # still picture
                 reduced = bits.read(1)

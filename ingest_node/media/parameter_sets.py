@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest_node.media.codec_strings import _annexb_nals, _Bits, _unescape
+from ingest_node.media.codec_strings import BitReader, annexb_nals, unescape_rbsp
 
 SPS, PPS = 7, 8
 HIGH_PROFILES = {100, 110, 122, 144}  # avcC carries chroma format and bit depths for these
@@ -65,11 +65,11 @@ def parameter_sets(extradata: bytes) -> tuple[list[bytes], list[bytes]]:
         except IndexError:
             pass
         return sps, pps
-    nals = list(_annexb_nals(extradata))
+    nals = list(annexb_nals(extradata))
     return [n for n in nals if n and n[0] & 0x1F == SPS], [n for n in nals if n and n[0] & 0x1F == PPS]
 
 
-def _ue(bits: _Bits) -> int:
+def _ue(bits: BitReader) -> int:
     zeros = 0
     while bits.read(1) == 0:
         zeros += 1
@@ -87,7 +87,7 @@ def build_avcc(sps: list[bytes], pps: list[bytes], length_size: int = 4) -> byte
         out += len(nal).to_bytes(2, "big") + nal
     if first[1] in HIGH_PROFILES:
         try:
-            bits = _Bits(_unescape(first[4:]))
+            bits = BitReader(unescape_rbsp(first[4:]))
             _ue(bits)  # seq_parameter_set_id
             chroma = _ue(bits)
             if chroma == 3:
@@ -103,7 +103,7 @@ def in_band_extradata(keyframe: bytes, extradata: bytes) -> bytes | None:
     """New extradata, in `extradata`'s own form, when `keyframe` carries an SPS or PPS that `extradata`
     lacks; None when it carries none or the same ones."""
     avcc = _is_avcc(extradata)
-    nals = _length_prefixed(keyframe, (extradata[4] & 3) + 1) if avcc else list(_annexb_nals(keyframe))
+    nals = _length_prefixed(keyframe, (extradata[4] & 3) + 1) if avcc else list(annexb_nals(keyframe))
     sps = [n for n in nals if n and n[0] & 0x1F == SPS and len(n) >= 4]
     pps = [n for n in nals if n and n[0] & 0x1F == PPS]
     if not sps or not pps:
