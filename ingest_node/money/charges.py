@@ -12,7 +12,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from ingest_node import idempotency
 from ingest_node.audit import audit
 from ingest_node.models import utcnow
 from ingest_node.money.models import ChargeKind, ChargeStatus, MoneyCharge
@@ -41,11 +40,6 @@ PREFIXES = frozenset(f"{p}:" for p in REFERENCE_PREFIX.values())
 def owns(reference: str) -> bool:
     """True for a payment reference of a subscription or gift charge (donations use a bare id)."""
     return any(reference.startswith(prefix) for prefix in PREFIXES)
-
-
-def request_hash(body: dict[str, Any]) -> str:
-    """The hash of an internal request (a renewal); API bodies use `idempotency.request_digest`."""
-    return idempotency.request_hash(body)
 
 
 def by_key(session: Session, key: str) -> MoneyCharge | None:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ingest_node import payment_webhooks
+from ingest_node import idempotency, payment_webhooks
 from ingest_node.models import utcnow
 from ingest_node.money import charges, gifts, interactive, reversals, subscriptions
 from ingest_node.money.models import ChargeKind, ChargeStatus, MoneyCharge, MoneyWebhookEvent, Subscription
@@ -255,7 +255,7 @@ def _renew_one(
                 amount_minor=rules.TIER_PRICE_MINOR[tier],
                 currency=rules.SUBSCRIPTION_CURRENCY,
                 key=key,
-                digest=charges.request_hash({"renew": key}),
+                digest=idempotency.request_hash({"renew": key}),
                 actor=charges.JOB_ACTOR,
                 subscription_id=sub.subscription_id,
                 tier=tier,
