@@ -285,9 +285,10 @@ def _request_charge(
     elif target == ChargeStatus.FAILED:
         request.status = RequestStatus.FAILED
     else:  # refunded or charged back (a skip/remove with a refund only asked for it: this is the one event)
-        if request.refund == "requested":
+        streamer_refund = request.refund == "requested"  # a skip/remove asked for it: that ends the request
+        if streamer_refund:
             request.refund = "refunded"
-        if request.status in (RequestStatus.QUEUED, RequestStatus.PENDING):
+        if request.status in (RequestStatus.QUEUED, RequestStatus.PENDING) and not streamer_refund:
             request.status, request.finished_at = RequestStatus.REVERSED, utcnow()
         _reversed(
             session,
@@ -334,7 +335,7 @@ def finish(
     if request.status != RequestStatus.QUEUED:
         raise Refused(409, f"request {request.request_id} is {request.status}, not queued")
     request.status, request.finished_at, request.manual_order = target, utcnow(), None
-    if refund:
+    if refund and request.refund is None:  # "refunded" when the provider's webhook came first
         request.refund = "requested"
     audit(
         session,

@@ -294,6 +294,18 @@ def play_request(
     return answer
 
 
+def _withdraw_refund(session: Session, channel_id: str, request_id: str) -> None:
+    """The provider did not take the refund: the request stays queued with its money."""
+    with session.begin():
+        found = interactive.locked_request(session, channel_id, request_id)
+        if found.status != RequestStatus.QUEUED:
+            return
+        if found.refund == "requested":
+            found.refund = None
+        elif found.refund == "refunded":  # it did refund (its answer was lost): the webhook came first
+            found.status, found.finished_at = RequestStatus.REVERSED, utcnow()
+
+
 def _skip_or_remove(
     target: RequestStatus,
     channel_id: str,
@@ -305,23 +317,33 @@ def _skip_or_remove(
     client: Any,
     actor: str,
 ) -> dict[str, Any]:
-    """With `refund`, the provider is asked first: if it refuses or is down, nothing changes (502/409)."""
+    """With `refund`, the provider is asked first: if it refuses or is down, nothing changes (502/409).
+
+    The refund is marked `requested` before the provider is asked, because its webhook may be handled
+    before this request finishes the skip: marked, the webhook leaves the request for the skip to end
+    (one `request.refunded`, the request `skipped`), instead of reversing it as an outside refund."""
     try:
         with session.begin():
             found = interactive.locked_request(session, channel_id, request_id)
             if found.status != RequestStatus.QUEUED:
                 raise Refused(409, f"request {request_id} is {found.status}, not queued")
+            if found.refund is not None:
+                raise Refused(409, f"a refund of request {request_id} is already in progress")
             charge = session.get(MoneyCharge, found.charge_id)
             assert charge is not None and charge.provider_payment_id is not None
             payment_id = charge.provider_payment_id
+            if body.refund:
+                found.refund = "requested"
         if body.refund:
             try:
                 client.refund(payment_id)
             except PaymentServiceError:
+                _withdraw_refund(session, channel_id, request_id)
                 raise Refused(
                     502, "the payment service is unavailable; the request was left in the queue"
                 ) from None
             except PaymentRefused as exc:
+                _withdraw_refund(session, channel_id, request_id)
                 raise Refused(
                     409, f"the refund was refused, the request was left in the queue: {exc}"
                 ) from None

@@ -331,3 +331,34 @@ def test_a_skip_with_refund_results_in_one_refund_event_when_the_provider_confir
     assert _send(node, _webhook(node, charge_id, "payment.refunded")).status_code == 409
     assert len(outbox_events(node, channel, "request.refunded")) == 1
     assert _flags(node, charge_id) == []
+
+
+def test_a_skip_refund_whose_webhook_lands_before_the_skip_ends_skipped_with_one_refund(node: Node) -> None:
+    """The provider's refund webhook can be handled between the skip's refund call and its last
+    transaction (CI saw it: a 409 although the money went back). The skip marks the refund requested
+    first, so the webhook leaves the request queued for the skip to end, not reversed."""
+    from ingest_node.money import interactive
+    from ingest_node.money.interactive_models import RequestStatus
+
+    channel, owner, _ = channel_with_owner(node)
+    open_queue(node, channel, owner)
+    request_id = queued_request(node, channel, title="raced")
+    with node.sessions() as session, session.begin():  # the skip's first transaction
+        interactive.locked_request(session, channel, request_id).refund = "requested"
+    charge_id = _charge_of(node, "media_requests", "request_id", request_id)
+    assert (
+        _send(node, _webhook(node, charge_id, "payment.refunded", "skipped by the streamer")).status_code
+        == 200
+    )
+    raced = wait_json(node, f"/api/v1/requests/{request_id}", lambda b: b["refund"] == "refunded")
+    assert (raced["status"], raced["refund"]) == ("queued", "refunded")  # not "reversed"
+    with node.sessions() as session, session.begin():  # the skip's last transaction
+        found = interactive.locked_request(session, channel, request_id)
+        interactive.finish(session, node.settings, found, RequestStatus.SKIPPED, actor=owner, refund=True)
+    done = wait_json(node, f"/api/v1/requests/{request_id}", lambda b: b["status"] == "skipped")
+    assert (done["status"], done["refund"]) == ("skipped", "refunded")
+    assert [e["payload"]["request_id"] for e in outbox_events(node, channel, "request.refunded")] == [
+        request_id
+    ]
+    skipped = outbox_events(node, channel, "request.skipped")
+    assert [(e["payload"]["request_id"], e["payload"]["refund"]) for e in skipped] == [(request_id, True)]
