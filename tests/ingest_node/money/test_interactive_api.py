@@ -83,7 +83,9 @@ def test_skip_keeps_the_money_unless_the_streamer_refunds(node: Node) -> None:
     answer = call(
         node, "POST", f"/api/v1/channels/{channel}/requests/{refunded}/skip", owner, json={"refund": True}
     )
-    assert answer.status_code == 200 and answer.json()["refund"] == "requested"
+    # "refunded" when the provider's webhook was handled before the skip's last transaction (a race the
+    # skip now ends correctly: test_interactive_reversals); the end state is checked below either way.
+    assert answer.status_code == 200 and answer.json()["refund"] in ("requested", "refunded")
     answer = call(node, "POST", f"/api/v1/channels/{channel}/requests/{removed}/remove", owner, json={})
     assert answer.status_code == 200 and answer.json()["status"] == "removed"
 
